@@ -1,0 +1,7 @@
+//! ferry: bootable live migration for bare-metal block cloning.
+//!
+//! The library holds every operation; `src/main.rs`, the TUI and the unattended
+//! boot mode are thin callers.
+
+pub mod disk;
+pub mod layout;
