@@ -3,5 +3,8 @@
 //! The library holds every operation; `src/main.rs`, the TUI and the unattended
 //! boot mode are thin callers.
 
+pub mod cli;
 pub mod disk;
+pub mod inventory;
 pub mod layout;
+pub mod units;

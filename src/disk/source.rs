@@ -5,7 +5,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 
-use super::{check_bounds, ioctl, ReadAt};
+use super::{ReadAt, check_bounds, ioctl};
 
 /// A disk opened `O_RDONLY`. There is no way to write through this type.
 #[derive(Debug)]

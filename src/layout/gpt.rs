@@ -8,7 +8,7 @@ use gptman::{GPTHeader, GPTPartitionEntry};
 use serde::Serialize;
 
 use super::bytes::guid_mixed;
-use super::{corrupt, read_vec, Result};
+use super::{Result, corrupt, read_vec};
 use crate::disk::{Cursor, ReadAt};
 
 /// Which header the table was read from.
@@ -67,29 +67,50 @@ const TYPES: &[(&str, &str)] = &[
     ("E6D6D379-F507-44C2-A23C-238F2A3DF928", "Linux LVM"),
     ("A19D880F-05FC-4D3B-A006-743F0F84911E", "Linux RAID"),
     ("CA7D7CCB-63ED-4C53-861C-1742536059CC", "Linux LUKS"),
-    ("4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", "Linux root (x86-64)"),
+    (
+        "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",
+        "Linux root (x86-64)",
+    ),
     ("44479540-F297-41B2-9AF7-D131D5F0458A", "Linux root (x86)"),
     ("B921B045-1DF0-41C3-AF44-4C6F280D3FAE", "Linux root (ARM64)"),
-    ("8484680C-9521-48C6-9C11-B0720656F69E", "Linux /usr (x86-64)"),
-    ("BC13C2FF-59E6-4262-A352-B275FD6F7172", "Linux extended boot"),
+    (
+        "8484680C-9521-48C6-9C11-B0720656F69E",
+        "Linux /usr (x86-64)",
+    ),
+    (
+        "BC13C2FF-59E6-4262-A352-B275FD6F7172",
+        "Linux extended boot",
+    ),
     ("933AC7E1-2EB4-4F13-B844-0E14E2AEF915", "Linux /home"),
     ("3B8F8425-20E0-4F3B-907F-1A25A76F98E8", "Linux /srv"),
     ("4D21B016-B534-45C2-A9FB-5C16E091FD2D", "Linux /var"),
     ("7EC6F557-3BC5-4ACA-B293-16EF5DF639D1", "Linux /var/tmp"),
     ("8DA63339-0007-60C0-C436-083AC8230908", "Linux reserved"),
-    ("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7", "Microsoft basic data"),
+    (
+        "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7",
+        "Microsoft basic data",
+    ),
     ("E3C9E316-0B5C-4DB8-817D-F92DF00215AE", "Microsoft reserved"),
     ("DE94BBA4-06D1-4D40-A16A-BFD50179D6AC", "Windows recovery"),
-    ("5808C8AA-7E8F-42E0-85D2-E1E90434CFB3", "Windows LDM metadata"),
+    (
+        "5808C8AA-7E8F-42E0-85D2-E1E90434CFB3",
+        "Windows LDM metadata",
+    ),
     ("AF9B60A0-1431-4F62-BC68-3311714A69AD", "Windows LDM data"),
     ("9E1A2D38-C612-4316-AA26-8B49521E5A8B", "PowerPC PReP boot"),
-    ("6A898CC3-1DD2-11B2-99A6-080020736631", "Solaris /usr or Apple ZFS"),
+    (
+        "6A898CC3-1DD2-11B2-99A6-080020736631",
+        "Solaris /usr or Apple ZFS",
+    ),
     ("516E7CB4-6ECF-11D6-8FF8-00022D09712B", "FreeBSD data"),
     ("516E7CB5-6ECF-11D6-8FF8-00022D09712B", "FreeBSD swap"),
     ("516E7CBA-6ECF-11D6-8FF8-00022D09712B", "FreeBSD ZFS"),
     ("48465300-0000-11AA-AA11-00306543ECAC", "Apple HFS+"),
     ("7C3457EF-0000-11AA-AA11-00306543ECAC", "Apple APFS"),
-    ("024DEE41-33E7-11D3-9D69-0008C781F39F", "MBR partition scheme"),
+    (
+        "024DEE41-33E7-11D3-9D69-0008C781F39F",
+        "MBR partition scheme",
+    ),
     ("D3BFE2DE-3DAF-11DF-BA40-E3A556D89593", "Intel Fast Flash"),
 ];
 
@@ -162,7 +183,9 @@ fn read_at(
     }
     match header.read_partitions(&mut cur, ss) {
         Ok(parts) => Ok(Some(Ok((header, parts)))),
-        Err(e) => Ok(Some(Err(format!("GPT entries of header at LBA {lba}: {e}")))),
+        Err(e) => Ok(Some(Err(format!(
+            "GPT entries of header at LBA {lba}: {e}"
+        )))),
     }
 }
 
@@ -197,7 +220,12 @@ pub fn read(dev: &dyn ReadAt, sector_size: Option<u32>) -> Result<Option<GptTabl
     let sizes: &[u64] = match sector_size {
         Some(512) => &[512],
         Some(4096) => &[4096],
-        Some(other) => return Err(corrupt(0, format!("unsupported logical sector size {other}"))),
+        Some(other) => {
+            return Err(corrupt(
+                0,
+                format!("unsupported logical sector size {other}"),
+            ));
+        }
         None => &[512, 4096],
     };
     let mut problems = Vec::new();
@@ -266,11 +294,15 @@ fn build(
             continue;
         }
         let number = i as u32 + 1;
-        let entry_offset = header.partition_entry_lba * ss + i as u64 * header.size_of_partition_entry as u64;
+        let entry_offset =
+            header.partition_entry_lba * ss + i as u64 * header.size_of_partition_entry as u64;
         if e.ending_lba < e.starting_lba {
             return Err(corrupt(
                 entry_offset,
-                format!("GPT partition {number}: ends (LBA {}) before it starts (LBA {})", e.ending_lba, e.starting_lba),
+                format!(
+                    "GPT partition {number}: ends (LBA {}) before it starts (LBA {})",
+                    e.ending_lba, e.starting_lba
+                ),
             ));
         }
         if e.ending_lba >= total {
@@ -334,7 +366,10 @@ mod tests {
     fn make(ss: u64, sectors: u64) -> Vec<u8> {
         let mut cur = std::io::Cursor::new(vec![0u8; (ss * sectors) as usize]);
         let mut gpt = gptman::GPT::new_from(&mut cur, ss, [7; 16]).unwrap();
-        let esp = [0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b];
+        let esp = [
+            0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e,
+            0xc9, 0x3b,
+        ];
         let first = gpt.header.first_usable_lba.next_multiple_of(8);
         gpt[1] = GPTPartitionEntry {
             partition_type_guid: esp,
@@ -385,7 +420,10 @@ mod tests {
         assert!(t.warnings[0].contains("primary GPT header"));
         // Zeroed primary, too.
         d[512..1024].fill(0);
-        assert_eq!(read(&MemDisk(d), None).unwrap().unwrap().header, HeaderSource::Backup);
+        assert_eq!(
+            read(&MemDisk(d), None).unwrap().unwrap().header,
+            HeaderSource::Backup
+        );
     }
 
     #[test]
@@ -403,7 +441,10 @@ mod tests {
         let mut d = make(512, 256);
         d[446 + 16 + 4] = 0x83;
         d[446 + 16 + 8] = 40;
-        assert_eq!(read(&MemDisk(d), None).unwrap().unwrap().protective_mbr, ProtectiveMbr::Hybrid);
+        assert_eq!(
+            read(&MemDisk(d), None).unwrap().unwrap().protective_mbr,
+            ProtectiveMbr::Hybrid
+        );
         assert!(read(&MemDisk(vec![0; 1 << 16]), None).unwrap().is_none());
     }
 
@@ -425,6 +466,10 @@ mod tests {
         let crc = !crate::layout::crc::crc32_raw(!0, &d[512..512 + 92]);
         d[512 + 16..512 + 20].copy_from_slice(&crc.to_le_bytes());
         let t = read(&MemDisk(d), None).unwrap().unwrap();
-        assert_eq!(t.header, HeaderSource::Backup, "the insane primary falls back to the backup");
+        assert_eq!(
+            t.header,
+            HeaderSource::Backup,
+            "the insane primary falls back to the backup"
+        );
     }
 }

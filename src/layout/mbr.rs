@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use mbrman::{MBRHeader, MBRPartitionEntry};
 use serde::Serialize;
 
-use super::{corrupt, read_vec, Result};
+use super::{Result, corrupt, read_vec};
 use crate::disk::{Cursor, MemDisk, ReadAt};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,7 +101,12 @@ fn parse_record(dev: &dyn ReadAt, offset: u64, what: &str) -> Result<MBRHeader> 
 }
 
 fn entries(h: &MBRHeader) -> [&MBRPartitionEntry; 4] {
-    [&h.partition_1, &h.partition_2, &h.partition_3, &h.partition_4]
+    [
+        &h.partition_1,
+        &h.partition_2,
+        &h.partition_3,
+        &h.partition_4,
+    ]
 }
 
 /// Whether sector 0 looks like an MBR partition table: the 0x55AA signature,
@@ -136,7 +141,10 @@ pub fn read(dev: &dyn ReadAt, ss: u32) -> Result<MbrTable> {
         let entry_off = 446 + i as u64 * 16;
         let (start, sectors) = (e.starting_lba as u64, e.sectors as u64);
         if start == 0 || sectors == 0 {
-            return Err(corrupt(entry_off, format!("MBR partition {number}: start {start}, {sectors} sectors")));
+            return Err(corrupt(
+                entry_off,
+                format!("MBR partition {number}: start {start}, {sectors} sectors"),
+            ));
         }
         if start + sectors > total {
             return Err(corrupt(
@@ -150,7 +158,10 @@ pub fn read(dev: &dyn ReadAt, ss: u32) -> Result<MbrTable> {
         }
         let kind = if is_extended(e.sys) {
             if extended.is_some() {
-                return Err(corrupt(entry_off, "MBR has more than one extended partition"));
+                return Err(corrupt(
+                    entry_off,
+                    "MBR has more than one extended partition",
+                ));
             }
             extended = Some((start, sectors));
             MbrKind::Extended
@@ -169,13 +180,26 @@ pub fn read(dev: &dyn ReadAt, ss: u32) -> Result<MbrTable> {
         });
     }
     if let Some((ext_start, ext_sectors)) = extended {
-        read_logicals(dev, ssz, ext_start, ext_sectors, &mut partitions, &mut warnings)?;
+        read_logicals(
+            dev,
+            ssz,
+            ext_start,
+            ext_sectors,
+            &mut partitions,
+            &mut warnings,
+        )?;
     }
-    let mut sorted: Vec<&MbrPartition> = partitions.iter().filter(|p| p.kind != MbrKind::Extended).collect();
+    let mut sorted: Vec<&MbrPartition> = partitions
+        .iter()
+        .filter(|p| p.kind != MbrKind::Extended)
+        .collect();
     sorted.sort_by_key(|p| p.start_lba);
     for w in sorted.windows(2) {
         if w[1].start_lba < w[0].start_lba + w[0].sectors {
-            warnings.push(format!("MBR partitions {} and {} overlap", w[0].number, w[1].number));
+            warnings.push(format!(
+                "MBR partitions {} and {} overlap",
+                w[0].number, w[1].number
+            ));
         }
     }
     Ok(MbrTable {
@@ -201,16 +225,24 @@ fn read_logicals(
     loop {
         let offset = ebr * ssz;
         if !seen.insert(ebr) {
-            return Err(corrupt(offset, format!("EBR chain loops back to LBA {ebr}")));
+            return Err(corrupt(
+                offset,
+                format!("EBR chain loops back to LBA {ebr}"),
+            ));
         }
         if seen.len() > MAX_LOGICAL {
-            return Err(corrupt(offset, format!("EBR chain is longer than {MAX_LOGICAL} entries")));
+            return Err(corrupt(
+                offset,
+                format!("EBR chain is longer than {MAX_LOGICAL} entries"),
+            ));
         }
         let rec = match parse_record(dev, offset, &format!("EBR at LBA {ebr}")) {
             Ok(r) => r,
             // An extended partition may be empty: no EBR at its start.
             Err(_) if ebr == ext_start && read_vec(dev, offset, 512)?[510..] != [0x55, 0xAA] => {
-                warnings.push(format!("extended partition at LBA {ext_start} holds no EBR"));
+                warnings.push(format!(
+                    "extended partition at LBA {ext_start} holds no EBR"
+                ));
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -248,13 +280,18 @@ fn read_logicals(
             return Ok(());
         }
         if !is_extended(next.sys) {
-            warnings.push(format!("EBR at LBA {ebr}: link entry has type {:#04x}, not extended", next.sys));
+            warnings.push(format!(
+                "EBR at LBA {ebr}: link entry has type {:#04x}, not extended",
+                next.sys
+            ));
         }
         let target = ext_start + next.starting_lba as u64;
         if target >= ext_end {
             return Err(corrupt(
                 offset + 462,
-                format!("EBR at LBA {ebr} links to LBA {target}, outside the extended partition (LBA {ext_start}..{ext_end})"),
+                format!(
+                    "EBR at LBA {ebr} links to LBA {target}, outside the extended partition (LBA {ext_start}..{ext_end})"
+                ),
             ));
         }
         ebr = target;
@@ -293,7 +330,11 @@ mod tests {
         assert!(looks_like_mbr(&d).unwrap());
         let t = read(&d, 512).unwrap();
         assert_eq!(t.disk_signature, "0xdeadbeef");
-        let summary: Vec<_> = t.partitions.iter().map(|p| (p.number, p.kind, p.start_lba, p.sectors)).collect();
+        let summary: Vec<_> = t
+            .partitions
+            .iter()
+            .map(|p| (p.number, p.kind, p.start_lba, p.sectors))
+            .collect();
         assert_eq!(
             summary,
             vec![

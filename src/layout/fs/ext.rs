@@ -12,7 +12,7 @@ use crate::disk::ReadAt;
 use crate::layout::bytes::{cstr, le16, le32, uuid_be};
 use crate::layout::crc::{crc16, crc32c_raw};
 use crate::layout::ranges::RangeSet;
-use crate::layout::{corrupt, read_opt, read_vec, Result};
+use crate::layout::{Result, corrupt, read_opt, read_vec};
 
 const SB_OFFSET: u64 = 1024;
 const MAGIC: u16 = 0xEF53;
@@ -61,7 +61,10 @@ impl Super {
         let bad = |field_off: usize, what: &str| corrupt(SB_OFFSET + field_off as u64, what);
         let log_block = le32(&raw, 24);
         if log_block > 6 {
-            return Err(bad(24, &format!("ext superblock: block size 2^(10+{log_block}) is absurd")));
+            return Err(bad(
+                24,
+                &format!("ext superblock: block size 2^(10+{log_block}) is absurd"),
+            ));
         }
         let block_size = 1024u64 << log_block;
         let incompat = le32(&raw, 96);
@@ -69,7 +72,10 @@ impl Super {
         let log_cluster = le32(&raw, 28);
         let cluster_ratio = if ro_compat & RO_COMPAT_BIGALLOC != 0 {
             if log_cluster < log_block || log_cluster > log_block + 16 {
-                return Err(bad(28, "ext superblock: bigalloc cluster size out of range"));
+                return Err(bad(
+                    28,
+                    "ext superblock: bigalloc cluster size out of range",
+                ));
             }
             1u64 << (log_cluster - log_block)
         } else {
@@ -82,7 +88,10 @@ impl Super {
             free_blocks |= (le32(&raw, 344) as u64) << 32;
             let d = le16(&raw, 254) as u64;
             if !(32..=1024).contains(&d) || !d.is_power_of_two() {
-                return Err(bad(254, &format!("ext superblock: descriptor size {d} is invalid")));
+                return Err(bad(
+                    254,
+                    &format!("ext superblock: descriptor size {d} is invalid"),
+                ));
             }
             d
         } else {
@@ -92,15 +101,24 @@ impl Super {
         let blocks_per_group = le32(&raw, 32) as u64;
         let clusters_per_group = le32(&raw, 36) as u64;
         if clusters_per_group == 0 || clusters_per_group > block_size * 8 {
-            return Err(bad(36, &format!(
-                "ext superblock: {clusters_per_group} clusters per group does not fit one bitmap block"
-            )));
+            return Err(bad(
+                36,
+                &format!(
+                    "ext superblock: {clusters_per_group} clusters per group does not fit one bitmap block"
+                ),
+            ));
         }
         if blocks_per_group != clusters_per_group * cluster_ratio {
-            return Err(bad(32, "ext superblock: blocks per group disagrees with clusters per group"));
+            return Err(bad(
+                32,
+                "ext superblock: blocks per group disagrees with clusters per group",
+            ));
         }
         if blocks <= first_data_block {
-            return Err(bad(4, &format!("ext superblock: block count {blocks} is too small")));
+            return Err(bad(
+                4,
+                &format!("ext superblock: block count {blocks} is too small"),
+            ));
         }
         let groups = (blocks - first_data_block).div_ceil(blocks_per_group);
         Ok(Some(Super {
@@ -240,7 +258,11 @@ pub fn probe(dev: &dyn ReadAt) -> Result<Option<FsInfo>> {
 fn read_descs(dev: &dyn ReadAt, sb: &Super) -> Result<Vec<Desc>> {
     let inode_table_blocks = {
         let ipg = le32(&sb.raw, 40) as u64;
-        let isz = if le32(&sb.raw, 76) == 0 { 128 } else { le16(&sb.raw, 88) as u64 };
+        let isz = if le32(&sb.raw, 76) == 0 {
+            128
+        } else {
+            le16(&sb.raw, 88) as u64
+        };
         (ipg * isz.max(1)).div_ceil(sb.block_size)
     };
     let seed = sb.csum_seed();
@@ -251,11 +273,16 @@ fn read_descs(dev: &dyn ReadAt, sb: &Super) -> Result<Vec<Desc>> {
         if blk >= sb.blocks {
             return Err(corrupt(
                 SB_OFFSET,
-                format!("ext: descriptor block {blk} of group {g} lies past the end of the filesystem"),
+                format!(
+                    "ext: descriptor block {blk} of group {g} lies past the end of the filesystem"
+                ),
             ));
         }
         if cached.as_ref().map(|c| c.0) != Some(blk) {
-            cached = Some((blk, read_vec(dev, blk * sb.block_size, sb.block_size as usize)?));
+            cached = Some((
+                blk,
+                read_vec(dev, blk * sb.block_size, sb.block_size as usize)?,
+            ));
         }
         let buf = &cached.as_ref().expect("just filled").1;
         let at = ((g % sb.descs_per_block()) * sb.desc_size) as usize;
@@ -270,8 +297,13 @@ fn read_descs(dev: &dyn ReadAt, sb: &Super) -> Result<Vec<Desc>> {
             flags: le16(d, 18),
         };
         check_desc_csum(sb, seed, g, d, offset)?;
-        let within = |b: u64, n: u64| b >= sb.first_data_block && b.checked_add(n).is_some_and(|e| e <= sb.blocks);
-        if !within(desc.block_bitmap, 1) || !within(desc.inode_bitmap, 1) || !within(desc.inode_table, inode_table_blocks) {
+        let within = |b: u64, n: u64| {
+            b >= sb.first_data_block && b.checked_add(n).is_some_and(|e| e <= sb.blocks)
+        };
+        if !within(desc.block_bitmap, 1)
+            || !within(desc.inode_bitmap, 1)
+            || !within(desc.inode_table, inode_table_blocks)
+        {
             return Err(corrupt(
                 offset,
                 format!(
@@ -341,7 +373,9 @@ pub fn used(dev: &dyn ReadAt) -> Result<RangeSet> {
         let clusters = (end - start).div_ceil(ratio);
         let mut run: Option<u64> = None;
         for c in 0..=clusters {
-            let set = c < clusters && c < sb.clusters_per_group && bitmap[(c / 8) as usize] & (1 << (c % 8)) != 0;
+            let set = c < clusters
+                && c < sb.clusters_per_group
+                && bitmap[(c / 8) as usize] & (1 << (c % 8)) != 0;
             match (set, run) {
                 (true, None) => run = Some(c),
                 (false, Some(r)) => {
@@ -357,7 +391,11 @@ pub fn used(dev: &dyn ReadAt) -> Result<RangeSet> {
     // Every group's bitmaps and inode table are used whatever the flags say
     // (flex_bg places them in other groups, possibly uninitialised ones).
     let ipg = le32(&sb.raw, 40) as u64;
-    let isz = if le32(&sb.raw, 76) == 0 { 128 } else { le16(&sb.raw, 88) as u64 };
+    let isz = if le32(&sb.raw, 76) == 0 {
+        128
+    } else {
+        le16(&sb.raw, 88) as u64
+    };
     let itb = (ipg * isz.max(1)).div_ceil(bs);
     for d in &descs {
         map.insert(d.block_bitmap * bs, bs);

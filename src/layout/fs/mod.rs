@@ -13,8 +13,8 @@ pub mod xfs;
 
 use serde::Serialize;
 
-use super::ranges::RangeSet;
 use super::Result;
+use super::ranges::RangeSet;
 use crate::disk::ReadAt;
 
 /// What a volume holds.
@@ -136,11 +136,9 @@ pub fn used_map(dev: &dyn ReadAt, info: &FsInfo) -> Result<(RangeSet, UsedMethod
         FsKind::Vfat => (vfat::used(dev)?, UsedMethod::Allocation),
         FsKind::Ntfs => (ntfs::used(dev)?, UsedMethod::Allocation),
         FsKind::Swap => (simple::swap_used(dev)?, UsedMethod::Header),
-        FsKind::Btrfs
-        | FsKind::Luks
-        | FsKind::RaidMember
-        | FsKind::LvmPv
-        | FsKind::Unknown => (RangeSet::full(size), UsedMethod::All),
+        FsKind::Btrfs | FsKind::Luks | FsKind::RaidMember | FsKind::LvmPv | FsKind::Unknown => {
+            (RangeSet::full(size), UsedMethod::All)
+        }
     };
     map.clip(size);
     Ok((map, method))

@@ -6,7 +6,7 @@ use super::{FsInfo, FsKind};
 use crate::disk::ReadAt;
 use crate::layout::bytes::{be16, cstr, le32, le64, uuid_be};
 use crate::layout::ranges::RangeSet;
-use crate::layout::{read_opt, Result};
+use crate::layout::{Result, read_opt};
 
 /// Swap's header page; the kernel's page size on x86_64.
 pub const SWAP_PAGE: u64 = 4096;

@@ -9,7 +9,7 @@
 use crate::disk::ReadAt;
 use crate::layout::bytes::{le32, le64};
 use crate::layout::crc::crc32_raw;
-use crate::layout::{corrupt, read_vec, Result};
+use crate::layout::{Result, corrupt, read_vec};
 
 /// LVM2's CRC seed (`INITIAL_CRC` in `lib/misc/crc.h`).
 pub const INITIAL_CRC: u32 = 0xf597_a6cf;
@@ -69,11 +69,17 @@ pub fn read_label(dev: &dyn ReadAt) -> Result<Option<PvLabel>> {
         }
         let hdr = le32(s, 20) as usize;
         if !(32..=512 - 40).contains(&hdr) {
-            return Err(corrupt(at + 20, format!("LVM label: PV header offset {hdr} is out of range")));
+            return Err(corrupt(
+                at + 20,
+                format!("LVM label: PV header offset {hdr} is out of range"),
+            ));
         }
         let uuid_raw = &s[hdr..hdr + 32];
         if !uuid_raw.iter().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(corrupt(at + hdr as u64, "LVM PV UUID is not 32 alphanumeric characters"));
+            return Err(corrupt(
+                at + hdr as u64,
+                "LVM PV UUID is not 32 alphanumeric characters",
+            ));
         }
         let device_size = le64(s, hdr + 32);
         let mut pos = hdr + 40;
@@ -81,7 +87,10 @@ pub fn read_label(dev: &dyn ReadAt) -> Result<Option<PvLabel>> {
         for list in &mut lists {
             loop {
                 if pos + 16 > 512 {
-                    return Err(corrupt(at + pos as u64, "LVM PV header: area list runs past the label sector"));
+                    return Err(corrupt(
+                        at + pos as u64,
+                        "LVM PV header: area list runs past the label sector",
+                    ));
                 }
                 let (off, size) = (le64(s, pos), le64(s, pos + 8));
                 pos += 16;
@@ -125,11 +134,17 @@ pub fn read_mda(dev: &dyn ReadAt, offset: u64, size: u64) -> Result<Option<MdaTe
         ));
     }
     if le64(&h, 24) != offset {
-        return Err(corrupt(offset + 24, "LVM metadata area header: start does not match its location"));
+        return Err(corrupt(
+            offset + 24,
+            "LVM metadata area header: start does not match its location",
+        ));
     }
     let mda_size = le64(&h, 32);
     if mda_size != size {
-        return Err(corrupt(offset + 32, "LVM metadata area header: size disagrees with the PV header"));
+        return Err(corrupt(
+            offset + 32,
+            "LVM metadata area header: size disagrees with the PV header",
+        ));
     }
     let (loff, lsize, lcrc, lflags) = (le64(&h, 40), le64(&h, 48), le32(&h, 56), le32(&h, 60));
     if lflags & RAW_LOCN_IGNORED != 0 || lsize == 0 {
@@ -139,14 +154,20 @@ pub fn read_mda(dev: &dyn ReadAt, offset: u64, size: u64) -> Result<Option<MdaTe
     if loff < MDA_HEADER_SIZE || loff >= mda_size || lsize > ring || lsize > MAX_METADATA {
         return Err(corrupt(
             offset + 40,
-            format!("LVM metadata location (offset {loff}, {lsize} bytes) is outside its area ({mda_size} bytes)"),
+            format!(
+                "LVM metadata location (offset {loff}, {lsize} bytes) is outside its area ({mda_size} bytes)"
+            ),
         ));
     }
     let first = lsize.min(mda_size - loff);
     let mut text = read_vec(dev, offset + loff, first as usize)?;
     if first < lsize {
         // The text wraps to the start of the ring, just after the header.
-        text.extend(read_vec(dev, offset + MDA_HEADER_SIZE, (lsize - first) as usize)?);
+        text.extend(read_vec(
+            dev,
+            offset + MDA_HEADER_SIZE,
+            (lsize - first) as usize,
+        )?);
     }
     let want = lvm_crc(&text);
     if want != lcrc {
@@ -158,7 +179,10 @@ pub fn read_mda(dev: &dyn ReadAt, offset: u64, size: u64) -> Result<Option<MdaTe
     while text.last() == Some(&0) {
         text.pop();
     }
-    Ok(Some(MdaText { mda_offset: offset, text }))
+    Ok(Some(MdaText {
+        mda_offset: offset,
+        text,
+    }))
 }
 
 /// The label and the newest readable metadata text on a PV. A damaged area is
@@ -251,15 +275,28 @@ pub(crate) mod tests {
         let mut d = make_pv(1 << 20, 1 << 16, b"vg0 { seqno = 1 }", 512);
         d[4096 + 512] ^= 1; // metadata text
         let e = read_pv(&MemDisk(d)).unwrap_err().to_string();
-        assert!(e.contains("metadata text checksum") && e.contains("at byte 4608"), "{e}");
+        assert!(
+            e.contains("metadata text checksum") && e.contains("at byte 4608"),
+            "{e}"
+        );
 
         let mut d = make_pv(1 << 20, 1 << 16, b"x", 512);
         d[512 + 100] ^= 1; // label
-        assert!(read_label(&MemDisk(d)).unwrap_err().to_string().contains("label checksum"));
+        assert!(
+            read_label(&MemDisk(d))
+                .unwrap_err()
+                .to_string()
+                .contains("label checksum")
+        );
 
         let mut d = make_pv(1 << 20, 1 << 16, b"x", 512);
         d[4096 + 100] ^= 1; // area header
-        assert!(read_pv(&MemDisk(d)).unwrap_err().to_string().contains("area header checksum"));
+        assert!(
+            read_pv(&MemDisk(d))
+                .unwrap_err()
+                .to_string()
+                .contains("area header checksum")
+        );
     }
 
     #[test]

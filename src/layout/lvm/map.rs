@@ -41,7 +41,11 @@ pub fn locate(vg: &VgMeta, lv: &LvMeta, offset: u64, max: u64) -> Option<Piece> 
     let seg_len = seg.extent_count * ext;
     if seg.kind == "linear" {
         let (pv, base) = stripe_base(vg, seg, 0)?;
-        return Some(Piece { pv, pv_offset: base + local, len: (seg_len - local).min(max) });
+        return Some(Piece {
+            pv,
+            pv_offset: base + local,
+            len: (seg_len - local).min(max),
+        });
     }
     let n = seg.stripes.len() as u64;
     let size = seg.stripe_size?;
@@ -49,7 +53,11 @@ pub fn locate(vg: &VgMeta, lv: &LvMeta, offset: u64, max: u64) -> Option<Piece> 
     let (pv, base) = stripe_base(vg, seg, (chunk % n) as usize)?;
     let row = chunk / n;
     let within = local % size;
-    Some(Piece { pv, pv_offset: base + row * size + within, len: (size - within).min(max).min(seg_len - local) })
+    Some(Piece {
+        pv,
+        pv_offset: base + row * size + within,
+        len: (size - within).min(max).min(seg_len - local),
+    })
 }
 
 /// Translate an LV's used map (LV byte ranges) into PV byte ranges, added to
@@ -74,7 +82,9 @@ pub fn used_on_pvs(vg: &VgMeta, lv: &LvMeta, used: &RangeSet, out: &mut [RangeSe
                 continue;
             }
             let n = seg.stripes.len() as u64;
-            let Some(size) = seg.stripe_size else { continue };
+            let Some(size) = seg.stripe_size else {
+                continue;
+            };
             let row_a = la / size / n;
             let row_b = (lb - 1) / size / n;
             for i in 0..seg.stripes.len() {
@@ -130,11 +140,18 @@ impl ReadAt for LvView<'_> {
         let mut done = 0usize;
         while done < buf.len() {
             let pos = offset + done as u64;
-            let piece = locate(self.vg, self.lv, pos, (buf.len() - done) as u64).ok_or_else(|| {
-                io::Error::other(format!("LV {}: byte {pos} lies in a segment ferry does not map", self.lv.name))
-            })?;
+            let piece =
+                locate(self.vg, self.lv, pos, (buf.len() - done) as u64).ok_or_else(|| {
+                    io::Error::other(format!(
+                        "LV {}: byte {pos} lies in a segment ferry does not map",
+                        self.lv.name
+                    ))
+                })?;
             let dev = self.pvs.get(piece.pv).copied().flatten().ok_or_else(|| {
-                io::Error::other(format!("LV {}: needs missing PV {}", self.lv.name, self.vg.pvs[piece.pv].key))
+                io::Error::other(format!(
+                    "LV {}: needs missing PV {}",
+                    self.lv.name, self.vg.pvs[piece.pv].key
+                ))
             })?;
             let n = piece.len as usize;
             dev.read_exact_at(&mut buf[done..done + n], piece.pv_offset)?;
@@ -164,7 +181,13 @@ mod tests {
 
     /// Two PVs whose every byte says (pv, offset/4096, offset%4096 /256).
     fn disks() -> (MemDisk, MemDisk) {
-        let mk = |id: u8| MemDisk((0..(2u32 << 20)).map(|i| id.wrapping_mul(100).wrapping_add((i >> 12) as u8)).collect());
+        let mk = |id: u8| {
+            MemDisk(
+                (0..(2u32 << 20))
+                    .map(|i| id.wrapping_mul(100).wrapping_add((i >> 12) as u8))
+                    .collect(),
+            )
+        };
         (mk(1), mk(2))
     }
 
@@ -195,7 +218,13 @@ mod tests {
         assert_eq!(buf[1024], 200u8.wrapping_add(block));
         assert_eq!(buf[2048], 100u8.wrapping_add(block));
         let missing = LvView::new(&vg, lv, vec![Some(&a as &dyn ReadAt), None]);
-        assert!(missing.read_exact_at(&mut buf, 0).unwrap_err().to_string().contains("missing PV pv1"));
+        assert!(
+            missing
+                .read_exact_at(&mut buf, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("missing PV pv1")
+        );
     }
 
     #[test]
@@ -206,15 +235,27 @@ mod tests {
         used.insert(0, 100);
         used.insert(10 * 4096, 10);
         assert!(used_on_pvs(&vg, &vg.lvs[0], &used, &mut out));
-        assert_eq!(out[0].iter().collect::<Vec<_>>(), vec![(1 << 20, (1 << 20) + 100)]);
-        assert_eq!(out[1].iter().collect::<Vec<_>>(), vec![(1 << 20, (1 << 20) + 10)]);
+        assert_eq!(
+            out[0].iter().collect::<Vec<_>>(),
+            vec![(1 << 20, (1 << 20) + 100)]
+        );
+        assert_eq!(
+            out[1].iter().collect::<Vec<_>>(),
+            vec![(1 << 20, (1 << 20) + 10)]
+        );
 
         let mut out = vec![RangeSet::new(), RangeSet::new()];
         let mut used = RangeSet::new();
         used.insert(3000, 10); // chunk 2 -> stripe 0, row 1
         assert!(used_on_pvs(&vg, &vg.lvs[1], &used, &mut out));
         let base = (1 << 20) + 20 * 4096;
-        assert_eq!(out[0].iter().collect::<Vec<_>>(), vec![(base + 1024, base + 2048)]);
-        assert_eq!(out[1].iter().collect::<Vec<_>>(), vec![(base + 1024, base + 2048)]);
+        assert_eq!(
+            out[0].iter().collect::<Vec<_>>(),
+            vec![(base + 1024, base + 2048)]
+        );
+        assert_eq!(
+            out[1].iter().collect::<Vec<_>>(),
+            vec![(base + 1024, base + 2048)]
+        );
     }
 }

@@ -80,7 +80,9 @@ fn need_u64(s: &Section, key: &str, ctx: &str) -> Result<u64, String> {
 }
 
 fn need_str(s: &Section, key: &str, ctx: &str) -> Result<String, String> {
-    s.str(key).map(str::to_string).ok_or_else(|| format!("{ctx}: missing {key}"))
+    s.str(key)
+        .map(str::to_string)
+        .ok_or_else(|| format!("{ctx}: missing {key}"))
 }
 
 fn has_flag(s: &Section, key: &str, flag: &str) -> bool {
@@ -135,7 +137,9 @@ pub fn vg_from_text(top: &Section) -> Result<VgMeta, String> {
                                 pv: pv.clone(),
                                 start_extent: *pe as u64,
                             }),
-                            _ => return Err(format!("{sc}: stripes entry is not (\"pv\", extent)")),
+                            _ => {
+                                return Err(format!("{sc}: stripes entry is not (\"pv\", extent)"));
+                            }
                         }
                     }
                 }
@@ -160,8 +164,14 @@ pub fn vg_from_text(top: &Section) -> Result<VgMeta, String> {
                     stripe_size,
                     stripes,
                 };
-                if segment.kind == "striped" && segment.extent_count % segment.stripes.len() as u64 != 0 {
-                    return Err(format!("{sc}: {} extents do not divide into {} stripes", segment.extent_count, segment.stripes.len()));
+                if segment.kind == "striped"
+                    && segment.extent_count % segment.stripes.len() as u64 != 0
+                {
+                    return Err(format!(
+                        "{sc}: {} extents do not divide into {} stripes",
+                        segment.extent_count,
+                        segment.stripes.len()
+                    ));
                 }
                 for st in &segment.stripes {
                     if !pvs.iter().any(|p| p.key == st.pv) {
@@ -176,7 +186,10 @@ pub fn vg_from_text(top: &Section) -> Result<VgMeta, String> {
                 if s.start_extent != next {
                     return Err(format!("{c}: segments are not contiguous at extent {next}"));
                 }
-                next = s.start_extent.checked_add(s.extent_count).ok_or_else(|| format!("{c}: extent count overflows"))?;
+                next = s
+                    .start_extent
+                    .checked_add(s.extent_count)
+                    .ok_or_else(|| format!("{c}: extent count overflows"))?;
             }
             lvs.push(LvMeta {
                 name: lv_name.to_string(),
@@ -282,9 +295,17 @@ stripes = ["pv0", 20, "pv1", 20]
     #[test]
     fn refuses_inconsistent_metadata() {
         let bad = SAMPLE.replace("start_extent = 10", "start_extent = 11");
-        assert!(vg_from_text(&parse(bad.as_bytes()).unwrap()).unwrap_err().contains("not contiguous"));
+        assert!(
+            vg_from_text(&parse(bad.as_bytes()).unwrap())
+                .unwrap_err()
+                .contains("not contiguous")
+        );
         let bad = SAMPLE.replace("stripes = [\"pv1\", 0]", "stripes = [\"pv9\", 0]");
-        assert!(vg_from_text(&parse(bad.as_bytes()).unwrap()).unwrap_err().contains("unknown PV"));
+        assert!(
+            vg_from_text(&parse(bad.as_bytes()).unwrap())
+                .unwrap_err()
+                .contains("unknown PV")
+        );
         let bad = SAMPLE.replace("extent_size = 8192", "extent_size = 0");
         assert!(vg_from_text(&parse(bad.as_bytes()).unwrap()).is_err());
     }

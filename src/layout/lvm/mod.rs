@@ -12,7 +12,7 @@ pub mod text;
 use std::collections::BTreeMap;
 
 use crate::disk::ReadAt;
-use crate::layout::{corrupt, LayoutError};
+use crate::layout::{LayoutError, corrupt};
 pub use label::{MdaText, PvLabel};
 pub use meta::{LvMeta, PvMeta, Segment, VgMeta};
 
@@ -139,7 +139,10 @@ pub fn assemble<'a>(found: &[FoundPv<'a>]) -> Assembly<'a> {
                     let want = bare(&p.uuid);
                     found.iter().position(|f| f.label.uuid == want).map(|k| {
                         claimed[k] = true;
-                        PvDevice { found: k, dev: found[k].dev }
+                        PvDevice {
+                            found: k,
+                            dev: found[k].dev,
+                        }
                     })
                 })
                 .collect();
@@ -150,7 +153,11 @@ pub fn assemble<'a>(found: &[FoundPv<'a>]) -> Assembly<'a> {
     let orphans = (0..found.len())
         .filter(|&i| !claimed[i] && !errors.iter().any(|(k, _)| *k == i))
         .collect();
-    Assembly { vgs, orphans, errors }
+    Assembly {
+        vgs,
+        orphans,
+        errors,
+    }
 }
 
 #[cfg(test)]
@@ -162,16 +169,29 @@ mod tests {
     fn assembles_across_disks_and_reports_missing() {
         let text = meta::tests_sample();
         // The label UUID in make_pv is AAAAAAbbbb...; it matches pv0.
-        let d = MemDisk(label::tests::make_pv(4 << 20, 1 << 16, text.as_bytes(), 512));
+        let d = MemDisk(label::tests::make_pv(
+            4 << 20,
+            1 << 16,
+            text.as_bytes(),
+            512,
+        ));
         let (lab, t) = label::read_pv(&d).unwrap().unwrap();
-        let found = vec![FoundPv { volume: "a.img".into(), dev: &d, label: lab, text: t }];
+        let found = vec![FoundPv {
+            volume: "a.img".into(),
+            dev: &d,
+            label: lab,
+            text: t,
+        }];
         let asm = assemble(&found);
         assert!(asm.errors.is_empty());
         assert_eq!(asm.vgs.len(), 1);
         let vg = &asm.vgs[0];
         assert_eq!(vg.meta.name, "vg0");
         assert!(vg.devices[0].is_some());
-        assert_eq!(vg.missing_pvs().map(|p| p.key.as_str()).collect::<Vec<_>>(), vec!["pv1"]);
+        assert_eq!(
+            vg.missing_pvs().map(|p| p.key.as_str()).collect::<Vec<_>>(),
+            vec!["pv1"]
+        );
         assert!(!vg.lv_complete(0), "root has a segment on the missing pv1");
     }
 

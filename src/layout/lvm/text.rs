@@ -264,7 +264,10 @@ f = 1.5
             .and_then(|l| l.section("root"))
             .and_then(|r| r.section("segment1"))
             .unwrap();
-        assert_eq!(seg.list("stripes").unwrap(), &[Value::Str("pv0".into()), Value::Int(0)]);
+        assert_eq!(
+            seg.list("stripes").unwrap(),
+            &[Value::Str("pv0".into()), Value::Int(0)]
+        );
         assert_eq!(top.str("description"), Some("with \"quotes\""));
         assert_eq!(top.get("f"), Some(&Value::Float(1.5)));
     }

@@ -1,0 +1,40 @@
+//! Command line: clap derive, one file per subcommand.
+
+mod inventory;
+
+use clap::{Parser, Subcommand};
+
+/// ferry: bootable live migration for bare-metal block cloning.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, long_about = None)]
+pub struct Cli {
+    /// Log level filter (error, warn, info, debug, trace); FERRY_LOG overrides.
+    #[arg(long, global = true, default_value = "warn")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List disks, partition tables, LVM volumes, filesystems and used space.
+    Inventory(inventory::InventoryArgs),
+}
+
+/// Run the parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Inventory(a) => inventory::run(a),
+    }
+}
+
+/// Set up logging to stderr.
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}

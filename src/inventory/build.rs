@@ -1,0 +1,508 @@
+//! Building the inventory: open disks, read tables, scan volumes, assemble LVM.
+
+use anyhow::Context;
+
+use super::*;
+use crate::disk::sysfs::{self, Roots};
+use crate::disk::{ReadAt, Slice, SourceDisk};
+use crate::layout::fs::{self, FsKind};
+use crate::layout::lvm::{self, FoundPv, label, map};
+use crate::layout::{LayoutError, gpt, mbr};
+
+/// An opened disk and its table, before volumes are scanned.
+struct Opened {
+    disk: SourceDisk,
+    info: Disk,
+}
+
+/// A volume to scan: a partition or a whole disk without a table.
+struct Vol<'a> {
+    disk: usize,
+    /// Index into the disk's partitions; None for the whole disk.
+    part: Option<usize>,
+    name: String,
+    start: u64,
+    view: Slice<'a>,
+}
+
+/// Inventory the disks `cfg` names (or every block device).
+///
+/// Damaged structures do not fail the call: they are recorded in
+/// `errors` with the volume and byte offset, and that volume is treated as
+/// fully used. Only a failure to list /sys/block is an `Err`.
+pub fn inventory(cfg: &InventoryConfig) -> anyhow::Result<Inventory> {
+    let paths = if cfg.paths.is_empty() {
+        sysfs::discover(&cfg.roots).context("listing block devices in /sys/block")?
+    } else {
+        cfg.paths.clone()
+    };
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut opened = Vec::new();
+    for p in &paths {
+        match SourceDisk::open(p) {
+            Ok(disk) => opened.push(open_layout(disk, &cfg.roots, &mut errors, &mut warnings)),
+            Err(e) => errors.push(Problem {
+                volume: p.display().to_string(),
+                message: format!("cannot open: {e}"),
+                unavailable: true,
+            }),
+        }
+    }
+    let vgs = scan_volumes(&mut opened, cfg.with_ranges, &mut errors, &mut warnings);
+    Ok(Inventory {
+        schema: SCHEMA_VERSION,
+        disks: opened.into_iter().map(|o| o.info).collect(),
+        volume_groups: vgs,
+        errors,
+        warnings,
+    })
+}
+
+fn problem(volume: &str, e: impl std::fmt::Display) -> Problem {
+    Problem {
+        volume: volume.to_string(),
+        message: e.to_string(),
+        unavailable: false,
+    }
+}
+
+/// Open-time facts and the partition table.
+fn open_layout(
+    disk: SourceDisk,
+    roots: &Roots,
+    errors: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) -> Opened {
+    let path = disk.path().display().to_string();
+    let block = disk.is_block_device();
+    let (attrs, in_use) = if block {
+        match sysfs::kernel_name(disk.path()) {
+            Some(n) => (sysfs::attrs(roots, &n), sysfs::in_use(roots, &n)),
+            None => Default::default(),
+        }
+    } else {
+        let loops = sysfs::loops_backed_by(roots, disk.path());
+        let mut why: Vec<String> = loops
+            .iter()
+            .map(|l| format!("attached to /dev/{l}"))
+            .collect();
+        for l in &loops {
+            why.extend(sysfs::in_use(roots, l));
+        }
+        (Default::default(), why)
+    };
+    let mut info = Disk {
+        path: path.clone(),
+        kind: if block {
+            DiskKind::Block
+        } else {
+            DiskKind::File
+        },
+        size: disk.size(),
+        logical_sector_size: disk.logical_sector_size(),
+        physical_sector_size: disk.physical_sector_size(),
+        model: attrs.model,
+        serial: attrs.serial,
+        rotational: attrs.rotational,
+        removable: attrs.removable,
+        read_only: attrs.read_only,
+        in_use,
+        table: None,
+        partitions: Vec::new(),
+        content: None,
+    };
+    if let Err(e) = read_table(&disk, &mut info, warnings) {
+        errors.push(problem(&path, e));
+        info.table = None;
+        info.partitions.clear();
+    }
+    Opened { disk, info }
+}
+
+fn read_table(
+    disk: &SourceDisk,
+    info: &mut Disk,
+    warnings: &mut Vec<Problem>,
+) -> Result<(), LayoutError> {
+    let hint = disk.is_block_device().then(|| disk.logical_sector_size());
+    let path = info.path.clone();
+    if let Some(t) = gpt::read(disk, hint)? {
+        let ss = t.sector_size as u64;
+        if !disk.is_block_device() {
+            info.logical_sector_size = t.sector_size;
+            info.physical_sector_size = info.physical_sector_size.max(t.sector_size);
+        }
+        warnings.extend(t.warnings.iter().map(|w| problem(&path, w)));
+        info.partitions = t
+            .partitions
+            .iter()
+            .map(|p| Partition {
+                number: p.number,
+                volume: format!("{path}:{}", p.number),
+                start: p.start_lba * ss,
+                size: (p.end_lba - p.start_lba + 1) * ss,
+                start_lba: p.start_lba,
+                end_lba: p.end_lba,
+                type_id: p.type_guid.clone(),
+                type_name: p.type_name.to_string(),
+                name: Some(p.name.clone()).filter(|n| !n.is_empty()),
+                unique_guid: Some(p.unique_guid.clone()),
+                attributes: Some(p.attributes),
+                attribute_names: p.attribute_names.clone(),
+                mbr_kind: None,
+                bootable: None,
+                content: None,
+            })
+            .collect();
+        info.table = Some(Table::Gpt {
+            disk_guid: t.disk_guid,
+            first_usable_lba: t.first_usable_lba,
+            last_usable_lba: t.last_usable_lba,
+            entries: t.entries,
+            header: t.header,
+            protective_mbr: t.protective_mbr,
+        });
+        return Ok(());
+    }
+    // FAT and NTFS boot sectors carry the MBR signature too.
+    let whole = fs::detect(disk)?;
+    if matches!(whole.kind, FsKind::Vfat | FsKind::Ntfs) || !mbr::looks_like_mbr(disk)? {
+        return Ok(());
+    }
+    let ss = if disk.is_block_device() {
+        disk.logical_sector_size()
+    } else {
+        512
+    };
+    let t = mbr::read(disk, ss)?;
+    warnings.extend(t.warnings.iter().map(|w| problem(&path, w)));
+    let ss = ss as u64;
+    info.partitions = t
+        .partitions
+        .iter()
+        .map(|p| Partition {
+            number: p.number,
+            volume: format!("{path}:{}", p.number),
+            start: p.start_lba * ss,
+            size: p.sectors * ss,
+            start_lba: p.start_lba,
+            end_lba: p.start_lba + p.sectors - 1,
+            type_id: format!("{:#04x}", p.type_byte),
+            type_name: p.type_name.to_string(),
+            name: None,
+            unique_guid: None,
+            attributes: None,
+            attribute_names: Vec::new(),
+            mbr_kind: Some(p.kind),
+            bootable: Some(p.bootable),
+            content: None,
+        })
+        .collect();
+    info.table = Some(Table::Mbr {
+        disk_signature: t.disk_signature,
+    });
+    Ok(())
+}
+
+/// Content for a volume that could not be parsed: everything counts as used.
+fn broken(kind: Option<&fs::FsInfo>, size: u64, msg: String, with_ranges: bool) -> Content {
+    let unknown = fs::FsInfo::unknown();
+    let mut c = Content::new(
+        kind.unwrap_or(&unknown),
+        &RangeSet::full(size),
+        UsedMethod::All,
+        size,
+        with_ranges,
+    );
+    c.error = Some(msg);
+    c
+}
+
+fn scan_volumes(
+    opened: &mut [Opened],
+    with_ranges: bool,
+    errors: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) -> Vec<VolumeGroup> {
+    // Contents found, by (disk, partition): filled after the borrows below end.
+    let mut results: Vec<(usize, Option<usize>, Content)> = Vec::new();
+    let mut vg_out = Vec::new();
+    {
+        let mut vols = Vec::new();
+        for (d, o) in opened.iter().enumerate() {
+            if o.info.table.is_none() {
+                if errors.iter().any(|e| e.volume == o.info.path) {
+                    continue; // the table was damaged: do not guess at the whole disk
+                }
+                vols.push(Vol {
+                    disk: d,
+                    part: None,
+                    name: o.info.path.clone(),
+                    start: 0,
+                    view: Slice::new(&o.disk, 0, o.disk.size()).expect("whole disk fits itself"),
+                });
+                continue;
+            }
+            for (i, p) in o.info.partitions.iter().enumerate() {
+                if p.mbr_kind == Some(mbr::MbrKind::Extended) {
+                    continue;
+                }
+                match Slice::new(&o.disk, p.start, p.size) {
+                    Ok(view) => vols.push(Vol {
+                        disk: d,
+                        part: Some(i),
+                        name: p.volume.clone(),
+                        start: p.start,
+                        view,
+                    }),
+                    Err(e) => errors.push(problem(&p.volume, e)),
+                }
+            }
+        }
+
+        let mut found: Vec<FoundPv> = Vec::new();
+        let mut found_vol: Vec<usize> = Vec::new();
+        for (k, v) in vols.iter().enumerate() {
+            let size = v.view.size();
+            let info = match fs::detect(&v.view) {
+                Ok(i) => i,
+                Err(e) => {
+                    let e = e.rebase(v.start);
+                    errors.push(problem(&v.name, &e));
+                    results.push((
+                        v.disk,
+                        v.part,
+                        broken(None, size, e.to_string(), with_ranges),
+                    ));
+                    continue;
+                }
+            };
+            if info.kind == FsKind::LvmPv {
+                match label::read_pv(&v.view) {
+                    Ok(Some((label, text))) => {
+                        found.push(FoundPv {
+                            volume: v.name.clone(),
+                            dev: &v.view,
+                            label,
+                            text,
+                        });
+                        found_vol.push(k);
+                    }
+                    Ok(None) => {
+                        // detect() saw a label that read_pv did not: count it all as used.
+                        let msg = "LVM label vanished between reads".to_string();
+                        results.push((v.disk, v.part, broken(Some(&info), size, msg, with_ranges)));
+                    }
+                    Err(e) => {
+                        let e = e.rebase(v.start);
+                        errors.push(problem(&v.name, &e));
+                        results.push((
+                            v.disk,
+                            v.part,
+                            broken(Some(&info), size, e.to_string(), with_ranges),
+                        ));
+                    }
+                }
+                continue;
+            }
+            match fs::used_map(&v.view, &info) {
+                Ok((used, method)) => results.push((
+                    v.disk,
+                    v.part,
+                    Content::new(&info, &used, method, size, with_ranges),
+                )),
+                Err(e) => {
+                    let e = e.rebase(v.start);
+                    errors.push(problem(&v.name, format!("{}: {e}", info.kind.name())));
+                    results.push((
+                        v.disk,
+                        v.part,
+                        broken(Some(&info), size, e.to_string(), with_ranges),
+                    ));
+                }
+            }
+        }
+
+        let asm = lvm::assemble(&found);
+        for (i, e) in asm.errors {
+            let v = &vols[found_vol[i]];
+            let e = e.rebase(v.start);
+            errors.push(problem(&v.name, &e));
+            let info = pv_info(&found[i]);
+            results.push((
+                v.disk,
+                v.part,
+                broken(Some(&info), v.view.size(), e.to_string(), with_ranges),
+            ));
+        }
+        for i in asm.orphans {
+            let v = &vols[found_vol[i]];
+            let mut used = RangeSet::new();
+            used.insert(0, pv_header_end(&found[i].label, None));
+            for &(o, s) in &found[i].label.metadata_areas {
+                used.insert(o, s);
+            }
+            used.clip(v.view.size());
+            warnings.push(problem(&v.name, "LVM PV belongs to no volume group"));
+            let info = pv_info(&found[i]);
+            results.push((
+                v.disk,
+                v.part,
+                Content::new(&info, &used, UsedMethod::Lvm, v.view.size(), with_ranges),
+            ));
+        }
+        for vg in &asm.vgs {
+            let names: Vec<Option<String>> = vg
+                .devices
+                .iter()
+                .map(|d| d.map(|d| found[d.found].volume.clone()))
+                .collect();
+            let (out, pv_used) = scan_vg(vg, &names, with_ranges, errors, warnings);
+            for (k, dev) in vg.devices.iter().enumerate() {
+                let Some(dev) = dev else { continue };
+                let v = &vols[found_vol[dev.found]];
+                let info = pv_info(&found[dev.found]);
+                let mut c = Content::new(
+                    &info,
+                    &pv_used[k],
+                    UsedMethod::Lvm,
+                    v.view.size(),
+                    with_ranges,
+                );
+                c.vg = Some(vg.meta.name.clone());
+                results.push((v.disk, v.part, c));
+            }
+            vg_out.push(out);
+        }
+    }
+    for (d, part, c) in results {
+        match part {
+            Some(i) => opened[d].info.partitions[i].content = Some(c),
+            None => opened[d].info.content = Some(c),
+        }
+    }
+    vg_out
+}
+
+fn pv_info(pv: &FoundPv) -> fs::FsInfo {
+    let mut info = fs::FsInfo::new(FsKind::LvmPv);
+    info.uuid = Some(lvm::format_uuid(pv.label.uuid.as_bytes()));
+    info.size = Some(pv.label.device_size);
+    info
+}
+
+/// End of the PV's label and metadata region: where its first extent starts.
+fn pv_header_end(label: &label::PvLabel, pe_start: Option<u64>) -> u64 {
+    pe_start
+        .or_else(|| label.data_areas.first().map(|d| d.0))
+        .unwrap_or(1 << 20)
+}
+
+/// LV contents and per-PV used maps of one volume group.
+fn scan_vg(
+    vg: &lvm::VolumeGroup,
+    pv_names: &[Option<String>],
+    with_ranges: bool,
+    errors: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) -> (VolumeGroup, Vec<RangeSet>) {
+    let m = &vg.meta;
+    let mut pv_used: Vec<RangeSet> = vec![RangeSet::new(); m.pvs.len()];
+    let mut whole = false;
+    let mut lvs = Vec::new();
+    for (i, lv) in m.lvs.iter().enumerate() {
+        let name = format!("{}/{}", m.name, lv.name);
+        let complete = vg.lv_complete(i);
+        let size = lv.extents() * m.extent_size;
+        let mut content = None;
+        let mut mapped = false;
+        if complete {
+            let view = vg.lv_view(i);
+            let scanned =
+                fs::detect(&view).and_then(|info| fs::used_map(&view, &info).map(|u| (info, u)));
+            match scanned {
+                Ok((info, (used, method))) => {
+                    mapped = map::used_on_pvs(m, lv, &used, &mut pv_used);
+                    content = Some(Content::new(&info, &used, method, size, with_ranges));
+                }
+                Err(e) => {
+                    errors.push(problem(&name, format!("at LV {e}")));
+                    content = Some(broken(None, size, e.to_string(), with_ranges));
+                }
+            }
+        } else if lv.visible {
+            let why = if vg.missing_pvs().next().is_some() {
+                "a PV it uses is missing"
+            } else {
+                "its segment type is not mapped by ferry"
+            };
+            warnings.push(problem(
+                &name,
+                format!("not scanned: {why}; its extents count as used"),
+            ));
+        }
+        if !mapped && !map::allocated_on_pvs(m, lv, &mut pv_used) {
+            whole = true;
+        }
+        lvs.push(LogicalVolume {
+            name: lv.name.clone(),
+            volume: name,
+            uuid: lv.uuid.clone(),
+            visible: lv.visible,
+            size,
+            complete,
+            segments: lv.segments.clone(),
+            content,
+        });
+    }
+    let mut pvs = Vec::new();
+    for (k, p) in m.pvs.iter().enumerate() {
+        let dev = vg.devices[k];
+        let pv_size = dev.map_or(0, |d| d.dev.size());
+        if whole {
+            pv_used[k] = RangeSet::full(pv_size);
+        }
+        pv_used[k].insert(0, p.pe_start);
+        pv_used[k].clip(pv_size);
+        pvs.push(VgPv {
+            key: p.key.clone(),
+            uuid: p.uuid.clone(),
+            volume: pv_names[k].clone(),
+            device_hint: p.device_hint.clone(),
+            pe_start: p.pe_start,
+            pe_count: p.pe_count,
+            missing: dev.is_none(),
+        });
+        if dev.is_none() {
+            warnings.push(problem(
+                &m.name,
+                format!(
+                    "PV {} ({}) is missing; LVs on it are incomplete",
+                    p.key, p.uuid
+                ),
+            ));
+        }
+    }
+    let extent_count: u64 = m.pvs.iter().map(|p| p.pe_count).sum();
+    let allocated: u64 = m
+        .lvs
+        .iter()
+        .flat_map(|l| &l.segments)
+        .filter(|s| !s.stripes.is_empty())
+        .map(|s| s.extent_count)
+        .sum();
+    (
+        VolumeGroup {
+            name: m.name.clone(),
+            uuid: m.uuid.clone(),
+            seqno: m.seqno,
+            extent_size: m.extent_size,
+            extent_count,
+            free_extents: extent_count.saturating_sub(allocated),
+            pvs,
+            lvs,
+        },
+        pv_used,
+    )
+}
