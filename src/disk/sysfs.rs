@@ -95,10 +95,8 @@ fn dev_numbers(roots: &Roots, name: &str) -> Vec<(String, String)> {
     if let Ok(rd) = fs::read_dir(&b) {
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with(name) {
-                if let Some(d) = read_trim(&e.path().join("dev")) {
-                    out.push((n, d));
-                }
+            if let Some(d) = read_trim(&e.path().join("dev")).filter(|_| n.starts_with(name)) {
+                out.push((n, d));
             }
         }
     }
@@ -162,10 +160,9 @@ pub fn loops_backed_by(roots: &Roots, file: &Path) -> Vec<String> {
             if !n.starts_with("loop") {
                 continue;
             }
-            if let Some(bf) = read_trim(&e.path().join("loop/backing_file")) {
-                if Path::new(&bf) == want {
-                    out.push(n);
-                }
+            let bf = read_trim(&e.path().join("loop/backing_file"));
+            if bf.is_some_and(|bf| Path::new(&bf) == want) {
+                out.push(n);
             }
         }
     }

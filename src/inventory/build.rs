@@ -306,6 +306,20 @@ fn scan_volumes(
                 }
                 continue;
             }
+            if let Some(fs_size) = info.size.filter(|&n| n > size && info.kind != FsKind::Swap) {
+                let msg = format!(
+                    "{} filesystem spans {fs_size} bytes but its volume holds {size}: truncated volume?",
+                    info.kind.name()
+                );
+                let e = crate::layout::corrupt(v.start, msg);
+                errors.push(problem(&v.name, &e));
+                results.push((
+                    v.disk,
+                    v.part,
+                    broken(Some(&info), size, e.to_string(), with_ranges),
+                ));
+                continue;
+            }
             match fs::used_map(&v.view, &info) {
                 Ok((used, method)) => results.push((
                     v.disk,
@@ -334,6 +348,21 @@ fn scan_volumes(
                 v.disk,
                 v.part,
                 broken(Some(&info), v.view.size(), e.to_string(), with_ranges),
+            ));
+        }
+        for &(i, first) in &asm.duplicates {
+            let v = &vols[found_vol[i]];
+            let msg = format!(
+                "LVM PV has the same UUID as {} (the same disk seen twice?); it is not used for its VG and counts as fully used",
+                found[first].volume
+            );
+            warnings.push(problem(&v.name, msg));
+            let info = pv_info(&found[i]);
+            let all = RangeSet::full(v.view.size());
+            results.push((
+                v.disk,
+                v.part,
+                Content::new(&info, &all, UsedMethod::All, v.view.size(), with_ranges),
             ));
         }
         for i in asm.orphans {

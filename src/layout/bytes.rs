@@ -70,7 +70,10 @@ pub fn guid_mixed(b: &[u8; 16]) -> String {
         u16::from_le_bytes([b[6], b[7]]),
         b[8],
         b[9],
-        b[10..16].iter().map(|x| format!("{x:02X}")).collect::<String>()
+        b[10..16]
+            .iter()
+            .map(|x| format!("{x:02X}"))
+            .collect::<String>()
     )
 }
 
@@ -89,6 +92,10 @@ mod tests {
         assert_eq!(uuid_be(&[0xab; 16]), "abababab-abab-abab-abab-abababababab");
         assert_eq!(cstr(b"abc\0\0"), Some("abc".into()));
         assert_eq!(cstr(b"\0\0"), None);
-        assert_eq!(le32(&[1, 0], 0), 0, "short slices read as zero, never panic");
+        assert_eq!(
+            le32(&[1, 0], 0),
+            0,
+            "short slices read as zero, never panic"
+        );
     }
 }

@@ -141,13 +141,12 @@ fn attribute_names(bits: u64) -> Vec<&'static str> {
 
 const MAX_ENTRIES: u32 = 4096;
 
+/// A header with its entries, or why that header is unusable.
+type Found = std::result::Result<(GPTHeader, Vec<GPTPartitionEntry>), String>;
+
 /// Read one header at `lba` and its entry array; `Ok(None)` when there is no
 /// "EFI PART" signature there.
-fn read_at(
-    dev: &dyn ReadAt,
-    ss: u64,
-    lba: u64,
-) -> Result<Option<std::result::Result<(GPTHeader, Vec<GPTPartitionEntry>), String>>> {
+fn read_at(dev: &dyn ReadAt, ss: u64, lba: u64) -> Result<Option<Found>> {
     let offset = lba * ss;
     if offset + ss > dev.size() {
         return Ok(None);

@@ -118,7 +118,10 @@ mod tests {
         let mut s = RangeSet::new();
         s.insert(0, 10);
         s.insert(20, 10);
-        assert_eq!(s.intersect(5, 25).collect::<Vec<_>>(), vec![(5, 10), (20, 25)]);
+        assert_eq!(
+            s.intersect(5, 25).collect::<Vec<_>>(),
+            vec![(5, 10), (20, 25)]
+        );
         assert_eq!(s.intersect(10, 20).count(), 0);
     }
 

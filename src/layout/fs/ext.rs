@@ -163,7 +163,7 @@ impl Super {
         if g <= 1 || self.ro_compat & RO_COMPAT_SPARSE_SUPER == 0 {
             return true;
         }
-        if g % 2 == 0 {
+        if g.is_multiple_of(2) {
             return false;
         }
         [3u64, 5, 7].iter().any(|&base| {

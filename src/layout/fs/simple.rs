@@ -116,7 +116,7 @@ pub fn probe_raid_end(dev: &dyn ReadAt) -> Result<Option<FsInfo>> {
     if size < 128 * 1024 {
         return Ok(None);
     }
-    if let Some(i) = md_v1_at(dev, ((size - 8192) & !4095) as u64)? {
+    if let Some(i) = md_v1_at(dev, (size - 8192) & !4095)? {
         return Ok(Some(i));
     }
     let off = (size & !65535) - 65536;

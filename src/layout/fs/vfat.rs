@@ -377,9 +377,11 @@ mod tests {
         mbr[..0x5A].copy_from_slice(&fat[..0x5A]);
         mbr.resize(fat.len(), 0);
         assert!(probe(&MemDisk(mbr)).unwrap().is_none());
-        let mut ntfs = fat.clone();
-        ntfs[3..11].copy_from_slice(b"NTFS    ");
-        assert!(probe(&MemDisk(ntfs)).unwrap().is_none());
+        for oem in [b"NTFS    ", b"EXFAT   "] {
+            let mut other = fat.clone();
+            other[3..11].copy_from_slice(oem);
+            assert!(probe(&MemDisk(other)).unwrap().is_none());
+        }
         assert!(probe(&MemDisk(vec![0xEB; 100])).unwrap().is_none());
         assert!(used(&MemDisk(vec![0; 100])).is_err());
     }

@@ -16,14 +16,12 @@
 //! all AG-relative.
 //!
 //! Nothing read is trusted: geometry, levels, siblings, pointers and records are
-//! checked, each AG's visit is bounded by its size, and the free total must match
-//! `agf_freeblks`. When free space might be tracked in ways this walk does not know
-//! (unknown feature bits, a zoned realtime section on this device, `needsrepair`,
-//! an unfinished mkfs) the whole volume counts as used.
-//!
-//! The on-disk trees are only current on a cleanly unmounted (or frozen)
-//! filesystem: with a dirty log, blocks allocated by logged transactions may still
-//! look free here.
+//! checked, each AG's visit is bounded by its size, and the free total may not
+//! exceed `agf_freeblks`. The trees on disk are current only when the log is
+//! clean (it ends with an unmount record); otherwise blocks allocated by logged
+//! transactions may still look free, so a dirty or external log makes the whole
+//! volume count as used, as do features this walk does not know (unknown bits, a
+//! zoned realtime section on this device, `needsrepair`, an unfinished mkfs).
 
 use super::{FsInfo, FsKind};
 use crate::disk::ReadAt;
@@ -57,6 +55,8 @@ struct Sb {
     v5: bool,
     /// The uuid stamped in v5 metadata blocks.
     meta_uuid: [u8; 16],
+    /// The internal log as (first block, blocks), linear; `None` when external.
+    log: Option<(u64, u64)>,
     /// Why the free-space trees may not tell the whole story, if they may not.
     distrust: Option<String>,
 }
@@ -101,9 +101,25 @@ fn parse_sb(sb: &[u8]) -> std::result::Result<Sb, String> {
     let min = (agcount - 1) * agblocks + MIN_AG_BLOCKS;
     if dblocks < min || dblocks > agcount * agblocks || dblocks.checked_mul(bs).is_none() {
         return Err(format!(
-            "{dblocks} blocks do not fit {agcount} AGs of {agblocks} blocks"
+            "{dblocks} blocks do not fit {agcount} AGs of {agblocks}"
         ));
     }
+    let agblklog = sb[124] as u32;
+    if agblklog != 64 - (agblocks - 1).leading_zeros() {
+        return Err(format!(
+            "agblklog {agblklog} does not fit {agblocks} blocks per AG"
+        ));
+    }
+    // The internal log lies inside one AG; sb_logstart is agno << agblklog | agbno.
+    let (logstart, logblocks) = (be64(sb, 48), be32(sb, 96) as u64);
+    let (agno, agbno) = (logstart >> agblklog, logstart & ((1 << agblklog) - 1));
+    let fits = |len| agno < agcount && agbno + len <= agblocks.min(dblocks - agno * agblocks);
+    if logstart != 0 && (logblocks == 0 || !fits(logblocks)) {
+        return Err(format!(
+            "internal log {logstart}+{logblocks} is outside its AG"
+        ));
+    }
+    let log = (logstart != 0).then(|| (agno * agblocks + agbno, logblocks));
     let version = be16(sb, 100);
     let v5 = version & 0xf == 5;
     if !(1..=5).contains(&(version & 0xf)) {
@@ -124,15 +140,11 @@ fn parse_sb(sb: &[u8]) -> std::result::Result<Sb, String> {
             meta_uuid.copy_from_slice(&sb[248..264]);
         }
         if incompat & !INCOMPAT_OK != 0 {
-            distrust = Some(format!(
-                "incompat features {incompat:#x} (needsrepair, zoned or unknown)"
-            ));
+            distrust = Some(format!("incompat features {incompat:#x} not known safe"));
         } else if ro & !RO_COMPAT_OK != 0 {
             distrust = Some(format!("unknown ro-compat features {ro:#x}"));
         } else if log != 0 {
-            distrust = Some(format!(
-                "log-incompat features {log:#x}: the log is not clean"
-            ));
+            distrust = Some(format!("log-incompat features {log:#x}: log not clean"));
         }
     }
     Ok(Sb {
@@ -143,6 +155,7 @@ fn parse_sb(sb: &[u8]) -> std::result::Result<Sb, String> {
         agcount,
         v5,
         meta_uuid,
+        log,
         distrust,
     })
 }
@@ -191,7 +204,11 @@ pub fn used(dev: &dyn ReadAt) -> Result<RangeSet> {
         Some((_, Err(why))) => return Err(corrupt(0, format!("xfs superblock: {why}"))),
         Some((_, Ok(sb))) => sb,
     };
-    if let Some(why) = &sb.distrust {
+    let why = match &sb.distrust {
+        Some(why) => Some(why.clone()),
+        None => log_unclean(dev, &sb)?,
+    };
+    if let Some(why) = why {
         tracing::warn!("xfs: {why}; counting the whole volume as used");
         return Ok(RangeSet::full(dev.size()));
     }
@@ -209,6 +226,57 @@ pub fn used(dev: &dyn ReadAt) -> Result<RangeSet> {
     Ok(used)
 }
 
+/// Why the log may hold transactions not yet written back, if it may: anything
+/// but a log that ends with an unmount record, as the kernel's recovery finds it.
+///
+/// The log is a ring of 512-byte basic blocks (BBs), each stamped in its first
+/// word with the pass (cycle) that wrote it; a record header (magic `FEEDBABE`)
+/// keeps its cycle in its second word. The head is where the cycle drops.
+fn log_unclean(dev: &dyn ReadAt, sb: &Sb) -> Result<Option<String>> {
+    let Some((start, blocks)) = sb.log else {
+        return Ok(Some("external log: cannot tell it is clean".into()));
+    };
+    let (base, n) = (start * sb.bs, blocks * sb.bs / 512);
+    let bb = |i: u64| read_vec(dev, base + i * 512, 512);
+    let cycle = |b: &[u8]| be32(b, if be32(b, 0) == 0xFEED_BABE { 4 } else { 0 });
+    let (first, last) = (cycle(&bb(0)?), cycle(&bb(n - 1)?));
+    // The first BB with the last BB's cycle, by bisection (the whole ring when equal).
+    let (mut lo, mut head) = (0, if first == last { n } else { n - 1 });
+    while head - lo > 1 {
+        let mid = lo + (head - lo) / 2;
+        match cycle(&bb(mid)?) {
+            c if c == first => lo = mid,
+            c if c == last => head = mid,
+            c => return Ok(Some(format!("log BB {mid}: cycle {c}, not {first}/{last}"))),
+        }
+    }
+    // Like recovery, look at up to 8 iclogs of 256 KiB before the head: a BB of
+    // another cycle there is a hole left by a torn write. Then the record ending at
+    // the head must be a lone unmount record. Data BBs start with a cycle number,
+    // so the last magic found is the last record's header.
+    let w = head.min(4096) as usize;
+    let win = read_vec(dev, base + (head - w as u64) * 512, w * 512)?;
+    let want = cycle(&win[(w - 1) * 512..]);
+    if (0..w).any(|i| cycle(&win[i * 512..]) != want) {
+        return Ok(Some(format!("log: a hole before the head (BB {head})")));
+    }
+    if let Some(i) = (0..w).rev().find(|&i| be32(&win, i * 512) == 0xFEED_BABE) {
+        let r = &win[i * 512..];
+        let v2 = be32(r, 8) & 2 != 0; // extended headers for iclogs over 32 KiB
+        let hblks = (if v2 { be32(r, 320) as usize } else { 0 })
+            .div_ceil(32768)
+            .max(1);
+        let end = i + hblks + (be32(r, 12) as usize).div_ceil(512);
+        let flags = win.get((i + hblks) * 512 + 9).copied().unwrap_or(0);
+        if be32(r, 4) == want && end == w && be32(r, 40) == 1 && flags & 0x20 != 0 {
+            return Ok(None);
+        }
+    }
+    Ok(Some(format!(
+        "the log needs replay (head at BB {head} of {n})"
+    )))
+}
+
 /// The free extents of one AG, ascending and disjoint, from its bnobt.
 fn ag_free(dev: &dyn ReadAt, sb: &Sb, agno: u64, ag_len: u64) -> Result<Vec<(u64, u64)>> {
     let ag_start = agno * sb.agblocks * sb.bs;
@@ -220,8 +288,9 @@ fn ag_free(dev: &dyn ReadAt, sb: &Sb, agno: u64, ag_len: u64) -> Result<Vec<(u64
     }
     let (version, seqno, length) = (be32(&agf, 4), be32(&agf, 8) as u64, be32(&agf, 12) as u64);
     if version != 1 || seqno != agno || length != ag_len {
+        let want = format!("expected 1, {agno}, {ag_len}");
         return Err(bad(format!(
-            "version {version}, seqno {seqno}, length {length} (expected 1, {agno}, {ag_len})"
+            "version {version}, seqno {seqno}, length {length} ({want})"
         )));
     }
     if sb.v5 && (agf[64..80] != sb.meta_uuid || !crc_ok(&agf, AGF_CRC_OFF)) {
@@ -245,26 +314,29 @@ fn ag_free(dev: &dyn ReadAt, sb: &Sb, agno: u64, ag_len: u64) -> Result<Vec<(u64
         end: 0,
     };
     w.block(root, levels - 1, agf_off)?;
-    if let Some(l) =
-        (0..levels).find(|&l| w.prev[l].is_some_and(|(_, right)| right != NULL_AGBLOCK))
-    {
+    if let Some(l) = (0..levels).find(|&l| w.prev[l].is_some_and(|p| p.1 != NULL_AGBLOCK)) {
         return Err(bad(format!(
             "bnobt level {l}: last block has a right sibling"
         )));
     }
     let sum: u64 = w.free.iter().map(|e| e.1).sum();
     let freeblks = be32(&agf, 52) as u64;
-    if sum != freeblks {
+    // More free space in the tree than the header counts means a stale or damaged
+    // tree. Less is safe (more is copied) and happens: some mkfs.xfs versions leave
+    // agf_freeblks too high in an AG filled by a stripe-aligned log.
+    if sum > freeblks {
         return Err(bad(format!(
-            "bnobt lists {sum} free blocks, agf_freeblks says {freeblks}"
+            "bnobt lists {sum} free blocks, agf_freeblks {freeblks}"
         )));
+    } else if sum < freeblks {
+        tracing::warn!("xfs AG {agno}: bnobt lists {sum} free blocks, agf_freeblks {freeblks}");
     }
     w.tree.push(be32(&agf, 20) as u64); // the cntbt root must not be free either
     for &b in &w.tree {
         let i = w.free.partition_point(|&(s, l)| s + l <= b);
         if b < w.min_block || b >= ag_len || w.free.get(i).is_some_and(|&(s, _)| s <= b) {
             return Err(bad(format!(
-                "btree block {b} is outside the AG or listed as free"
+                "btree block {b} outside the AG or listed free"
             )));
         }
     }
@@ -294,12 +366,8 @@ impl Walk<'_> {
         let (sb, agno) = (self.sb, self.agno);
         let b = bno as u64;
         if b < self.min_block || b >= self.ag_len || self.tree.len() as u64 >= self.ag_len {
-            return Err(corrupt(
-                from,
-                format!(
-                    "xfs AG {agno}: bnobt pointer to block {bno} is out of range (or the tree loops)"
-                ),
-            ));
+            let what = format!("xfs AG {agno}: bnobt pointer to block {bno}: out of range or loop");
+            return Err(corrupt(from, what));
         }
         self.tree.push(b);
         let off = self.ag_start + b * sb.bs;
@@ -326,7 +394,7 @@ impl Walk<'_> {
         let want_left = self.prev[level].map_or(NULL_AGBLOCK, |p| p.0);
         if left != want_left || self.prev[level].is_some_and(|p| p.1 != bno) {
             return Err(bad(format!(
-                "left sibling {left}, expected {want_left}, or not linked from it"
+                "left sibling {left}, expected {want_left} (or unlinked)"
             )));
         }
         self.prev[level] = Some((bno, right));
@@ -336,14 +404,10 @@ impl Walk<'_> {
                 return Err(bad(format!("{n} records do not fit")));
             }
             for i in 0..n {
-                let (s, l) = (
-                    be32(&blk, hdr + 8 * i) as u64,
-                    be32(&blk, hdr + 8 * i + 4) as u64,
-                );
+                let rec = hdr + 8 * i;
+                let (s, l) = (be32(&blk, rec) as u64, be32(&blk, rec + 4) as u64);
                 if l == 0 || s < self.min_block.max(self.end) || s + l > self.ag_len {
-                    return Err(bad(format!(
-                        "free extent {s}+{l} is out of order or outside the AG"
-                    )));
+                    return Err(bad(format!("free extent {s}+{l}: out of order or outside")));
                 }
                 self.free.push((s, l));
                 self.end = s + l;
@@ -399,16 +463,29 @@ mod tests {
             m.d[102..104].copy_from_slice(&512u16.to_be_bytes());
             m.d[104..106].copy_from_slice(&256u16.to_be_bytes());
             m.d[108..115].copy_from_slice(b"scratch");
-            m.d[120..124].copy_from_slice(&[10, 9, 8, 2]);
+            m.d[120..125].copy_from_slice(&[10, 9, 8, 2, 7]);
+            m.d[48..56].copy_from_slice(&16u64.to_be_bytes()); // log: blocks 16..20
+            m.put(96, 4);
+            m.log_record(0, 1);
             m.put(200, 0x18a);
             m.d[248..264].copy_from_slice(&[0x5a; 16]);
             m.agf(0, 2, 1, 85);
             m.agf(1, 2, 2, 42);
-            m.leaf(0, 2, &[(10, 5), (20, 80)], NULL_AGBLOCK, NULL_AGBLOCK);
+            m.leaf(0, 2, &[(10, 5), (20, 80)], N, N);
             m.node(1, 2, &[3, 4]);
-            m.leaf(1, 3, &[(8, 2)], NULL_AGBLOCK, 4);
-            m.leaf(1, 4, &[(30, 40)], 3, NULL_AGBLOCK);
+            m.leaf(1, 3, &[(8, 2)], N, 4);
+            m.leaf(1, 4, &[(30, 40)], 3, N);
             m
+        }
+        /// A lone unmount record at log BB `bb` (header, then one data BB).
+        fn log_record(&mut self, bb: usize, cycle: u32) {
+            let o = 16 * BS + bb * 512;
+            for (i, v) in [0xFEED_BABE, cycle, 2, 512].into_iter().enumerate() {
+                self.put(o + 4 * i, v);
+            }
+            self.put(o + 40, 1);
+            self.put(o + 512, cycle);
+            self.d[o + 512 + 9] = 0x20;
         }
         fn put(&mut self, off: usize, v: u32) {
             self.d[off..off + 4].copy_from_slice(&v.to_be_bytes());
@@ -449,7 +526,7 @@ mod tests {
             }
         }
         fn node(&mut self, ag: usize, bno: usize, ptrs: &[u32]) {
-            let h = self.header(ag, bno, 1, ptrs.len(), (NULL_AGBLOCK, NULL_AGBLOCK));
+            let h = self.header(ag, bno, 1, ptrs.len(), (N, N));
             let maxrecs = (BS - (h % BS)) / 12;
             for (i, &p) in ptrs.iter().enumerate() {
                 self.put(h + maxrecs * 8 + 4 * i, p);
@@ -475,6 +552,8 @@ mod tests {
             MemDisk(d)
         }
     }
+
+    const N: u32 = NULL_AGBLOCK;
 
     fn ranges(d: &MemDisk) -> Vec<(u64, u64)> {
         used(d).unwrap().iter().collect()
@@ -528,41 +607,32 @@ mod tests {
 
     #[test]
     fn hostile_trees_are_errors() {
+        type Case = (fn(&mut Img), &'static str);
+        let cases: [Case; 11] = [
+            (|m| m.d[AGB * BS + 512] = b'Y', "AGF: bad magic"),
+            (|m| m.node(1, 2, &[3, 500]), "pointer to block 500"),
+            (|m| m.node(1, 2, &[2]), "level 1, expected 0"), // a self-loop
+            (|m| m.node(1, 2, &[3, 3]), "bnobt block 3: left sibling"),
+            (|m| m.leaf(0, 2, &[(10, 5), (20, 81)], N, N), "20+81"),
+            (
+                |m| m.leaf(0, 2, &[(20, 80), (10, 5)], N, N),
+                "10+5: out of order",
+            ),
+            (|m| m.leaf(0, 2, &[(1, 5), (20, 79)], N, N), "1+5"), // over the AGFL
+            (|m| m.agf(1, 2, 2, 41), "agf_freeblks 41"),
+            (|m| m.agf(1, 2, 12, 42), "12 levels"),
+            (
+                |m| m.leaf(1, 4, &[(30, 40)], N, N),
+                "left sibling 4294967295",
+            ),
+            (|m| m.leaf(0, 2, &[(2, 5), (20, 80)], N, N), "btree block 2"),
+        ];
         for v5 in [false, true] {
-            let mut m = Img::new(v5);
-            m.d[AGB * BS + 512] = b'Y';
-            fails(&m, "AGF: bad magic");
-            let mut m = Img::new(v5);
-            m.node(1, 2, &[3, 500]);
-            fails(&m, "pointer to block 500");
-            let mut m = Img::new(v5);
-            m.node(1, 2, &[2]);
-            fails(&m, "level 1, expected 0");
-            let mut m = Img::new(v5);
-            m.node(1, 2, &[3, 3]);
-            fails(&m, "bnobt block 3");
-            let mut m = Img::new(v5);
-            m.leaf(0, 2, &[(10, 5), (20, 81)], NULL_AGBLOCK, NULL_AGBLOCK);
-            fails(&m, "outside the AG");
-            let mut m = Img::new(v5);
-            m.leaf(0, 2, &[(20, 80), (10, 5)], NULL_AGBLOCK, NULL_AGBLOCK);
-            fails(&m, "out of order");
-            let mut m = Img::new(v5);
-            m.leaf(0, 2, &[(1, 5), (20, 79)], NULL_AGBLOCK, NULL_AGBLOCK);
-            fails(&m, "out of order or outside");
-            let mut m = Img::new(v5);
-            m.agf(1, 2, 2, 43);
-            fails(&m, "agf_freeblks says 43");
-            let mut m = Img::new(v5);
-            m.agf(1, 2, 12, 42);
-            fails(&m, "12 levels");
-            let mut m = Img::new(v5);
-            m.leaf(1, 4, &[(30, 40)], NULL_AGBLOCK, NULL_AGBLOCK);
-            fails(&m, "left sibling");
-            let mut m = Img::new(v5);
-            m.leaf(0, 2, &[(2, 5), (20, 80)], NULL_AGBLOCK, NULL_AGBLOCK);
-            m.agf(0, 2, 1, 85);
-            fails(&m, "btree block 2");
+            for (edit, what) in cases {
+                let mut m = Img::new(v5);
+                edit(&mut m);
+                fails(&m, what);
+            }
         }
     }
 
@@ -604,18 +674,33 @@ mod tests {
     }
 
     #[test]
-    fn untrusted_features_mean_all_used() {
+    fn dirty_or_unknown_means_all_used() {
+        let all = vec![(0, DBLOCKS as u64 * K)];
         let mut m = Img::new(true);
         m.put(216, 1 << 9); // zoned: a realtime section may follow on this device
-        let d = m.seal();
-        assert_eq!(ranges(&d), vec![(0, DBLOCKS as u64 * K)]);
+        assert_eq!(ranges(&m.seal()), all);
+        let mut m = Img::new(false);
+        m.d[16 * BS + 512 + 9] = 0; // the last record is not an unmount record
+        assert_eq!(ranges(&m.seal()), all);
+        let mut m = Img::new(false);
+        m.d[48..56].fill(0); // external log
+        assert_eq!(ranges(&m.seal()), all);
+        // A ring written whole in one cycle, ending with the unmount record.
+        let mut m = Img::new(false);
+        for bb in 0..6 {
+            m.put(16 * BS + bb * 512, 3);
+        }
+        m.log_record(6, 3);
+        assert_eq!(ranges(&m.seal()), EXPECTED);
+        m.put(16 * BS + 3 * 512, 2);
+        assert_eq!(ranges(&m.seal()), all, "a hole before the head");
     }
 
     proptest! {
         #[test]
         fn mutated_images_never_panic(
             v5 in any::<bool>(),
-            edits in prop::collection::vec((0usize..8 * BS, any::<u8>(), any::<bool>()), 1..8),
+            edits in prop::collection::vec((0usize..20 * BS, any::<u8>(), any::<bool>()), 1..8),
         ) {
             let m = Img::new(v5);
             let mut d = m.seal();

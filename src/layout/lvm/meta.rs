@@ -165,7 +165,9 @@ pub fn vg_from_text(top: &Section) -> Result<VgMeta, String> {
                     stripes,
                 };
                 if segment.kind == "striped"
-                    && segment.extent_count % segment.stripes.len() as u64 != 0
+                    && !segment
+                        .extent_count
+                        .is_multiple_of(segment.stripes.len() as u64)
                 {
                     return Err(format!(
                         "{sc}: {} extents do not divide into {} stripes",

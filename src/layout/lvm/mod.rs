@@ -105,6 +105,10 @@ pub struct Assembly<'a> {
     pub orphans: Vec<usize>,
     /// Metadata that could not be parsed: `(index into found, error)`.
     pub errors: Vec<(usize, LayoutError)>,
+    /// PVs whose UUID an earlier PV already has (the same disk seen twice,
+    /// multipath, a cloned disk): `(index, index of the first)`. They are not
+    /// used to assemble VGs.
+    pub duplicates: Vec<(usize, usize)>,
 }
 
 /// Group PVs by VG (newest metadata wins), match each metadata PV to a scanned
@@ -112,8 +116,16 @@ pub struct Assembly<'a> {
 /// reported missing, not fatal.
 pub fn assemble<'a>(found: &[FoundPv<'a>]) -> Assembly<'a> {
     let mut errors = Vec::new();
+    let mut duplicates = Vec::new();
     let mut newest: BTreeMap<String, VgMeta> = BTreeMap::new();
     for (i, pv) in found.iter().enumerate() {
+        if let Some(first) = found[..i]
+            .iter()
+            .position(|f| f.label.uuid == pv.label.uuid)
+        {
+            duplicates.push((i, first));
+            continue;
+        }
         let Some(t) = &pv.text else { continue };
         let parsed = text::parse(&t.text)
             .map_err(|e| e.to_string())
@@ -151,12 +163,17 @@ pub fn assemble<'a>(found: &[FoundPv<'a>]) -> Assembly<'a> {
         .collect();
     vgs.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
     let orphans = (0..found.len())
-        .filter(|&i| !claimed[i] && !errors.iter().any(|(k, _)| *k == i))
+        .filter(|&i| {
+            !claimed[i]
+                && !errors.iter().any(|(k, _)| *k == i)
+                && !duplicates.iter().any(|(k, _)| *k == i)
+        })
         .collect();
     Assembly {
         vgs,
         orphans,
         errors,
+        duplicates,
     }
 }
 
@@ -193,6 +210,20 @@ mod tests {
             vec!["pv1"]
         );
         assert!(!vg.lv_complete(0), "root has a segment on the missing pv1");
+
+        // The same PV seen twice is reported, and not an orphan.
+        let (lab, t) = label::read_pv(&d).unwrap().unwrap();
+        let mut found = found;
+        found.push(FoundPv {
+            volume: "b.img".into(),
+            dev: &d,
+            label: lab,
+            text: t,
+        });
+        let asm = assemble(&found);
+        assert_eq!(asm.duplicates, vec![(1, 0)]);
+        assert!(asm.orphans.is_empty());
+        assert!(asm.vgs[0].devices[0].is_some_and(|d| d.found == 0));
     }
 
     #[test]

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Run every test tier of ferry. Installs what the tiers need (idempotent).
+#
+#   scripts/test.sh            all tiers: lint, fast, root, fuzz
+#   scripts/test.sh fast root  only the named tiers
+#
+# Tiers:
+#   lint   cargo fmt --check, cargo clippy --all-targets -D warnings
+#   fast   unit tests and CLI tests: no root, no loop devices
+#   root   fixtures built with real tools (scripts/fixtures.sh), cross-checked
+#          against sfdisk, blkid, lvm, dumpe2fs; needs root and loop devices
+#   fuzz   each cargo-fuzz target smoke-run for FUZZ_SECONDS (default 20)
+#
+# A tier whose prerequisite is missing fails with the remedy; none is skipped.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin:$HOME/.cargo/bin
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+tiers=("$@")
+[[ ${#tiers[@]} -gt 0 ]] || tiers=(lint fast root fuzz)
+
+say() { printf '\n==> %s\n' "$*"; }
+die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- setup ----
+APT_PACKAGES=(gdisk fdisk xfsprogs dosfstools ntfs-3g btrfs-progs lvm2 cryptsetup-bin
+              e2fsprogs util-linux mount jq mtools openssl)
+install_packages() {
+    local missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        [[ $(id -u) -eq 0 ]] || die "missing packages ${missing[*]}: run as root or apt-get install them"
+        say "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+need_cargo() {
+    command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
+}
+
+# ---------------------------------------------------------------- tiers ----
+tier_lint() {
+    say "lint: cargo fmt --check"
+    cargo fmt --all -- --check
+    say "lint: cargo clippy -D warnings"
+    cargo clippy --all-targets --locked -- -D warnings
+}
+
+tier_fast() {
+    say "fast: unit and CLI tests (no root)"
+    cargo test --locked --lib --bins --test cli
+}
+
+tier_root() {
+    say "root: fixtures and cross-checks"
+    [[ $(id -u) -eq 0 ]] || die "the root tier needs root (loop devices, mount): run as root"
+    [[ -e /dev/loop-control ]] || modprobe loop 2>/dev/null || true
+    [[ -e /dev/loop-control ]] || die "no loop devices: load the loop module (modprobe loop)"
+    local fx=$ROOT/target/fixtures
+    bash scripts/fixtures.sh "$fx"
+    FERRY_FIXTURES=$fx cargo test --locked --test root_inventory -- --test-threads=2
+}
+
+tier_fuzz() {
+    say "fuzz: smoke-run every target for ${FUZZ_SECONDS}s"
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        say "installing cargo-fuzz"
+        cargo install cargo-fuzz --locked --quiet
+    fi
+    local targets
+    mapfile -t targets < <(cd fuzz && cargo fuzz list)
+    ((${#targets[@]})) || die "no fuzz targets found under fuzz/"
+    for t in "${targets[@]}"; do
+        say "fuzz: $t"
+        # cargo-fuzz needs nightly flags (sanitizers); the stable toolchain here
+        # accepts them with RUSTC_BOOTSTRAP=1.
+        (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" -- \
+            -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=0 2>&1 | tail -n 3)
+    done
+}
+
+install_packages
+need_cargo
+start=$SECONDS
+for t in "${tiers[@]}"; do
+    case $t in
+        lint|fast|root|fuzz) "tier_$t" ;;
+        *) die "unknown tier '$t' (lint, fast, root, fuzz)" ;;
+    esac
+done
+say "all tiers passed (${tiers[*]}) in $((SECONDS - start))s"
