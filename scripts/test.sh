@@ -74,15 +74,24 @@ tier_fuzz() {
         say "installing cargo-fuzz"
         cargo install cargo-fuzz --locked --quiet
     fi
-    local targets
+    local targets corpus=$ROOT/fuzz/corpus
+    rm -rf "$corpus"
+    bash scripts/fuzz-seeds.sh "$corpus" "$ROOT/target/fixtures"
     mapfile -t targets < <(cd fuzz && cargo fuzz list)
     ((${#targets[@]})) || die "no fuzz targets found under fuzz/"
+    rm -rf fuzz/artifacts
     for t in "${targets[@]}"; do
         say "fuzz: $t"
+        local log=$ROOT/target/fuzz-$t.log
         # cargo-fuzz needs nightly flags (sanitizers); the stable toolchain here
-        # accepts them with RUSTC_BOOTSTRAP=1.
-        (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" -- \
-            -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=0 2>&1 | tail -n 3)
+        # accepts them with RUSTC_BOOTSTRAP=1. Inputs up to 2 MiB: whole small images.
+        if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "$corpus/$t" -- \
+                -max_total_time="$FUZZ_SECONDS" -max_len=2097152 -rss_limit_mb=2048 \
+                -print_final_stats=1) >"$log" 2>&1; then
+            tail -n 40 "$log"
+            die "fuzz target $t failed (crash, timeout or OOM); full log $log, input in fuzz/artifacts/$t/"
+        fi
+        grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done)' "$log" || true
     done
 }
 
