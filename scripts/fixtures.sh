@@ -7,7 +7,7 @@
 # activation disabled and LV contents are written at their computed offsets on
 # the PVs. OUTDIR is removed and recreated. It ends up holding
 #
-#   gpt.img gpt4k.img mbr.img misc.img span1.img span2.img whole.img
+#   gpt.img gpt4k.img mbr.img misc.img span1.img span2.img ring.img whole.img
 #   trees/<fixture>-<volume>/   the files put into each filesystem
 #   manifest.json               what every image holds (see below)
 #
@@ -84,7 +84,7 @@ mkdir -p "$MNT" "$WORK/vols" "$WORK/pt" "$WORK/lvm" "$WORK/lvmsys/lock"
 
 # ------------------------------------------------------ cleanup on exit ----
 LOOPS=()
-VGS=(vg0 vgspan)
+VGS=(vg0 vgspan vgring)
 declare -A HOST_LVM_HAD=()
 for vg in "${VGS[@]}"; do
     for f in /etc/lvm/backup/"$vg" /etc/lvm/archive/"$vg"_*; do
@@ -577,6 +577,37 @@ cmp -s "$WORK/lv.img" "$WORK/check.img" || die "vgspan/str does not read back"
 lvvol vgspan str ext4 spanstr "$(uuid 4 0f50 258)" "$tree"
 rm -f "$WORK/lv.img" "$WORK/check.img"
 
+# ===================================================== 4b. ring.img ======
+# A PV with a small metadata area after many commits, so that the newest VG
+# text wraps from the end of the metadata ring back to its start.
+log "ring.img"
+truncate -s $((64 * MiB)) "$OUT/ring.img"
+RPV=Fx7PV1-0000-0000-0000-0000-0000-000001
+attach dR "$OUT/ring.img"
+LVM_DEVS=("$dR")
+lvmq pvcreate -q --uuid "$RPV" --norestorefile --metadatasize 32k --dataalignment 64k "$dR"
+lvmq vgcreate -q -s 1M vgring "$dR"
+lvmq lvcreate -q -Wn -Zn -n keep -l 3 vgring
+ring_wrapped() {   # raw_locn[0] offset + size beyond the area's size
+    local h off size mda
+    # O_DIRECT: LVM writes around the page cache.
+    h=$(dd if="$dR" bs=4096 skip=1 count=1 iflag=direct status=none | od -A n -t u8 -j 32 -N 24 | tr -s ' \n' '  ')
+    read -r mda off size <<<"$h"
+    ((off + size > mda))
+}
+for ((i = 1; i <= 300; i++)); do
+    ring_wrapped && break
+    lvmq lvcreate -q -Wn -Zn -n "tmp$i" -l 1 vgring
+    lvmq lvremove -q -f "vgring/tmp$i"
+done
+ring_wrapped || die "vgring: metadata did not wrap after $i commits"
+lvm_layout vgring "$(jq -n --arg r "$dR" '{($r): {volume: "ring.img", image: "ring.img", offset: 0}}')"
+check_fs "$dR" LVM2_member "" "$RPV"
+detach "$dR"
+LVM_DEVS=()
+vol ring.img "" LVM2_member - "$RPV" -
+lvvol vgring keep - - - -
+
 # ===================================================== 5. whole.img ======
 log "whole.img"
 tree=$(mktree whole-whole 1536)
@@ -663,7 +694,7 @@ done
 # ============================================================ manifest ==
 images=()
 for spec in gpt.img:512:gpt mbr.img:512:dos gpt4k.img:4096:gpt \
-            span1.img:512:none span2.img:512:none whole.img:512:none misc.img:512:gpt; do
+            span1.img:512:none span2.img:512:none ring.img:512:none whole.img:512:none misc.img:512:gpt; do
     IFS=: read -r img ss table <<<"$spec"
     pt='null'
     [[ -f $WORK/pt/$img.json ]] && pt=$(cat "$WORK/pt/$img.json")

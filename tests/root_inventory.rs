@@ -778,3 +778,113 @@ fn root_damaged_inputs() {
     assert_eq!(j["disks"][0]["table"]["header"], "backup");
     assert_eq!(j["disks"][0]["partitions"].as_array().unwrap().len(), 5);
 }
+
+#[test]
+fn root_lvm_metadata_ring_wraps() {
+    // The fixture commits until the newest text wraps past the end of the ring.
+    let f = File::open(fixtures().join("ring.img")).unwrap();
+    let mut h = [0u8; 64];
+    f.read_exact_at(&mut h, 4096).unwrap();
+    let le = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().unwrap());
+    let (mda, off, size) = (le(32), le(40), le(48));
+    assert!(
+        off + size > mda,
+        "ring.img: metadata at {off}+{size} does not wrap the {mda}-byte area"
+    );
+    let vg = inv()
+        .volume_groups
+        .iter()
+        .find(|g| g.name == "vgring")
+        .expect("vgring assembled");
+    assert!(vg.seqno > 20, "vgring seqno {}", vg.seqno);
+    let keep = vg
+        .lvs
+        .iter()
+        .find(|l| l.name == "keep")
+        .expect("vgring/keep");
+    assert_eq!(keep.size, 3 << 20);
+    assert_eq!(
+        vg.lvs.len(),
+        1,
+        "temporary LVs are gone in the newest metadata"
+    );
+}
+
+#[test]
+fn root_missing_pv_is_reported_not_fatal() {
+    let span1 = fixtures().join("span1.img");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["inventory", "--json", &span1.display().to_string()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: vgspan: PV pv1") && err.contains("is missing"),
+        "{err}"
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vg = &j["volume_groups"][0];
+    assert_eq!(vg["pvs"][1]["missing"], true);
+    for lv in vg["lvs"].as_array().unwrap() {
+        assert_eq!(
+            lv["complete"], false,
+            "{} uses the missing PV",
+            lv["volume"]
+        );
+        assert!(lv["content"].is_null());
+    }
+    // Unscanned LVs count by their extents: 1 MiB of label and metadata, lin's
+    // first segment (4 extents) and str's first stripe (4 extents) on span1.
+    let used = j["disks"][0]["content"]["used_bytes"].as_u64().unwrap();
+    assert_eq!(used, (1 << 20) + 8 * (4 << 20));
+}
+
+#[test]
+fn root_ext_feature_variants_match_dumpe2fs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = fixtures().join("trees/whole-whole");
+    let variants: &[(&str, &[&str])] = &[
+        ("ext4-1k", &["-t", "ext4", "-b", "1024"]),
+        (
+            "ext4-64bit-csum",
+            &["-t", "ext4", "-O", "64bit,metadata_csum"],
+        ),
+        (
+            "ext4-uninit-bg",
+            &["-t", "ext4", "-O", "^metadata_csum,uninit_bg"],
+        ),
+        ("ext4-no-flex", &["-t", "ext4", "-O", "^flex_bg"]),
+        (
+            "ext4-meta-bg",
+            &["-t", "ext4", "-O", "meta_bg,^resize_inode"],
+        ),
+        (
+            "ext4-bigalloc",
+            &["-t", "ext4", "-O", "bigalloc", "-C", "65536"],
+        ),
+        ("ext3", &["-t", "ext3"]),
+        ("ext2-1k", &["-t", "ext2", "-b", "1024"]),
+    ];
+    for (name, opts) in variants {
+        let img = tmp.path().join(format!("{name}.img"));
+        File::create(&img).unwrap().set_len(1 << 30).unwrap();
+        let mut args: Vec<&str> = vec!["-q", "-F"];
+        args.extend_from_slice(opts);
+        let (img_s, tree_s) = (img.display().to_string(), tree.display().to_string());
+        args.extend_from_slice(&["-d", &tree_s, &img_s]);
+        run("mke2fs", &args);
+        let (blocks, free, bs) = dumpe2fs(&img);
+        let disk = ferry::disk::SourceDisk::open(&img).unwrap();
+        let used = ferry::layout::fs::ext::used(&disk).unwrap();
+        assert_eq!(
+            used.total(),
+            (blocks - free) * bs,
+            "{name}: used bytes vs dumpe2fs"
+        );
+        let copy = tmp.path().join("copy.img");
+        copy_used(&img, 0, 1 << 30, &used, &copy);
+        run("e2fsck", &["-fn", &copy.display().to_string()]);
+        std::fs::remove_file(&img).unwrap();
+    }
+}
