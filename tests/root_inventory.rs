@@ -888,3 +888,46 @@ fn root_ext_feature_variants_match_dumpe2fs() {
         std::fs::remove_file(&img).unwrap();
     }
 }
+
+#[test]
+fn root_xfs_dirty_log_counts_everything() {
+    fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("dirty.img");
+    File::create(&img).unwrap().set_len(320 << 20).unwrap();
+    let img_s = img.display().to_string();
+    run("mkfs.xfs", &["-q", "-f", &img_s]);
+    let clean = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["inventory", "--json", &img_s])
+            .output()
+            .unwrap();
+        (
+            serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (j, err) = clean();
+    assert_eq!(
+        j["disks"][0]["content"]["used_method"], "allocation",
+        "{err}"
+    );
+    {
+        let lo = Loop::attach(&img, 0, None, None, false);
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        run("mount", &["-t", "xfs", &lo.0, &d]);
+        std::fs::write(dir.path().join("f"), vec![7u8; 1 << 20]).unwrap();
+        // Leave transactions in the log, as a crash would.
+        run("xfs_io", &["-x", "-c", "shutdown -f", &d]);
+        run("umount", &[&d]);
+    }
+    let (j, err) = clean();
+    let c = &j["disks"][0]["content"];
+    assert_eq!(c["used_method"], "all");
+    assert_eq!(c["used_bytes"], 320 << 20);
+    assert!(
+        err.contains("warning") && err.contains("log needs replay"),
+        "{err}"
+    );
+}

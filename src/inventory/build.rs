@@ -321,11 +321,13 @@ fn scan_volumes(
                 continue;
             }
             match fs::used_map(&v.view, &info) {
-                Ok((used, method)) => results.push((
-                    v.disk,
-                    v.part,
-                    Content::new(&info, &used, method, size, with_ranges),
-                )),
+                Ok(u) => {
+                    if let Some(note) = &u.note {
+                        warnings.push(problem(&v.name, note));
+                    }
+                    let c = Content::new(&info, &u.ranges, u.method, size, with_ranges);
+                    results.push((v.disk, v.part, c));
+                }
                 Err(e) => {
                     let e = e.rebase(v.start);
                     errors.push(problem(&v.name, format!("{}: {e}", info.kind.name())));
@@ -451,9 +453,12 @@ fn scan_vg(
             let scanned =
                 fs::detect(&view).and_then(|info| fs::used_map(&view, &info).map(|u| (info, u)));
             match scanned {
-                Ok((info, (used, method))) => {
-                    mapped = map::used_on_pvs(m, lv, &used, &mut pv_used);
-                    content = Some(Content::new(&info, &used, method, size, with_ranges));
+                Ok((info, u)) => {
+                    if let Some(note) = &u.note {
+                        warnings.push(problem(&name, note));
+                    }
+                    mapped = map::used_on_pvs(m, lv, &u.ranges, &mut pv_used);
+                    content = Some(Content::new(&info, &u.ranges, u.method, size, with_ranges));
                 }
                 Err(e) => {
                     errors.push(problem(&name, format!("at LV {e}")));

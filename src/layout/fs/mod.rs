@@ -124,15 +124,34 @@ pub enum UsedMethod {
     Lvm,
 }
 
+/// A volume's used map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsedMap {
+    pub ranges: RangeSet,
+    pub method: UsedMethod,
+    /// Why a parsed format still counts as fully used (an xfs dirty log), for
+    /// the operator: copying less needs a clean unmount first.
+    pub note: Option<String>,
+}
+
 /// Byte ranges of `dev` that its filesystem uses.
 ///
 /// LVM PVs are not handled here: their map depends on the volume group
 /// (see [`crate::layout::lvm`]).
-pub fn used_map(dev: &dyn ReadAt, info: &FsInfo) -> Result<(RangeSet, UsedMethod)> {
+pub fn used_map(dev: &dyn ReadAt, info: &FsInfo) -> Result<UsedMap> {
     let size = dev.size();
+    let mut note = None;
     let (mut map, method) = match info.kind {
         FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => (ext::used(dev)?, UsedMethod::Allocation),
-        FsKind::Xfs => (xfs::used(dev)?, UsedMethod::Allocation),
+        FsKind::Xfs => match xfs::used_checked(dev)? {
+            (map, None) => (map, UsedMethod::Allocation),
+            (map, Some(why)) => {
+                note = Some(format!(
+                    "xfs: {why}; the whole volume counts as used (a clean mount and unmount lets ferry copy less)"
+                ));
+                (map, UsedMethod::All)
+            }
+        },
         FsKind::Vfat => (vfat::used(dev)?, UsedMethod::Allocation),
         FsKind::Ntfs => (ntfs::used(dev)?, UsedMethod::Allocation),
         FsKind::Swap => (simple::swap_used(dev)?, UsedMethod::Header),
@@ -141,5 +160,9 @@ pub fn used_map(dev: &dyn ReadAt, info: &FsInfo) -> Result<(RangeSet, UsedMethod
         }
     };
     map.clip(size);
-    Ok((map, method))
+    Ok(UsedMap {
+        ranges: map,
+        method,
+        note,
+    })
 }
