@@ -44,7 +44,12 @@ pub fn inventory(cfg: &InventoryConfig) -> anyhow::Result<Inventory> {
             Ok(disk) => opened.push(open_layout(disk, &cfg.roots, &mut errors, &mut warnings)),
             Err(e) => errors.push(Problem {
                 volume: p.display().to_string(),
-                message: format!("cannot open: {e}"),
+                message: match e.kind() {
+                    std::io::ErrorKind::PermissionDenied => {
+                        format!("cannot open: {e} (run ferry as root)")
+                    }
+                    _ => format!("cannot open: {e}"),
+                },
                 unavailable: true,
             }),
         }
@@ -205,6 +210,51 @@ fn read_table(
     Ok(())
 }
 
+/// What one volume holds.
+enum Scanned {
+    /// An LVM PV: its VG is assembled once every volume is scanned.
+    Pv(label::PvLabel, Option<lvm::MdaText>),
+    Fs(fs::FsInfo, fs::UsedMap),
+}
+
+/// Detect what `dev` holds and read its used map (or its PV label). A failure
+/// carries what was detected, when detection got that far.
+fn scan_volume(dev: &dyn ReadAt) -> Result<Scanned, (Option<fs::FsInfo>, LayoutError)> {
+    let info = fs::detect(dev).map_err(|e| (None, e))?;
+    if info.kind == FsKind::LvmPv {
+        return match label::read_pv(dev) {
+            Ok(Some((label, text))) => Ok(Scanned::Pv(label, text)),
+            Ok(None) => Err((
+                Some(info),
+                crate::layout::corrupt(0, "LVM label vanished between reads"),
+            )),
+            Err(e) => Err((Some(info), e)),
+        };
+    }
+    if let Some(fs_size) = info
+        .size
+        .filter(|&n| n > dev.size() && info.kind != FsKind::Swap)
+    {
+        let msg = format!(
+            "the filesystem spans {fs_size} bytes but its volume holds {}: truncated volume?",
+            dev.size()
+        );
+        return Err((Some(info), crate::layout::corrupt(0, msg)));
+    }
+    match fs::used_map(dev, &info) {
+        Ok(u) => Ok(Scanned::Fs(info, u)),
+        Err(e) => Err((Some(info), e)),
+    }
+}
+
+/// One line for a volume that failed: the format (when known), then the error.
+fn failure(info: Option<&fs::FsInfo>, e: &LayoutError) -> String {
+    match info {
+        Some(i) => format!("{}: {e}", i.kind.name()),
+        None => e.to_string(),
+    }
+}
+
 /// Content for a volume that could not be parsed: everything counts as used.
 fn broken(kind: Option<&fs::FsInfo>, size: u64, msg: String, with_ranges: bool) -> Content {
     let unknown = fs::FsInfo::unknown();
@@ -265,76 +315,31 @@ fn scan_volumes(
         let mut found_vol: Vec<usize> = Vec::new();
         for (k, v) in vols.iter().enumerate() {
             let size = v.view.size();
-            let info = match fs::detect(&v.view) {
-                Ok(i) => i,
-                Err(e) => {
-                    let e = e.rebase(v.start);
-                    errors.push(problem(&v.name, &e));
-                    results.push((
-                        v.disk,
-                        v.part,
-                        broken(None, size, e.to_string(), with_ranges),
-                    ));
-                    continue;
+            match scan_volume(&v.view) {
+                Ok(Scanned::Pv(label, text)) => {
+                    found.push(FoundPv {
+                        volume: v.name.clone(),
+                        dev: &v.view,
+                        label,
+                        text,
+                    });
+                    found_vol.push(k);
                 }
-            };
-            if info.kind == FsKind::LvmPv {
-                match label::read_pv(&v.view) {
-                    Ok(Some((label, text))) => {
-                        found.push(FoundPv {
-                            volume: v.name.clone(),
-                            dev: &v.view,
-                            label,
-                            text,
-                        });
-                        found_vol.push(k);
-                    }
-                    Ok(None) => {
-                        // detect() saw a label that read_pv did not: count it all as used.
-                        let msg = "LVM label vanished between reads".to_string();
-                        results.push((v.disk, v.part, broken(Some(&info), size, msg, with_ranges)));
-                    }
-                    Err(e) => {
-                        let e = e.rebase(v.start);
-                        errors.push(problem(&v.name, &e));
-                        results.push((
-                            v.disk,
-                            v.part,
-                            broken(Some(&info), size, e.to_string(), with_ranges),
-                        ));
-                    }
-                }
-                continue;
-            }
-            if let Some(fs_size) = info.size.filter(|&n| n > size && info.kind != FsKind::Swap) {
-                let msg = format!(
-                    "{} filesystem spans {fs_size} bytes but its volume holds {size}: truncated volume?",
-                    info.kind.name()
-                );
-                let e = crate::layout::corrupt(v.start, msg);
-                errors.push(problem(&v.name, &e));
-                results.push((
-                    v.disk,
-                    v.part,
-                    broken(Some(&info), size, e.to_string(), with_ranges),
-                ));
-                continue;
-            }
-            match fs::used_map(&v.view, &info) {
-                Ok(u) => {
+                Ok(Scanned::Fs(info, u)) => {
                     if let Some(note) = &u.note {
                         warnings.push(problem(&v.name, note));
                     }
                     let c = Content::new(&info, &u.ranges, u.method, size, with_ranges);
                     results.push((v.disk, v.part, c));
                 }
-                Err(e) => {
+                Err((info, e)) => {
                     let e = e.rebase(v.start);
-                    errors.push(problem(&v.name, format!("{}: {e}", info.kind.name())));
+                    let msg = failure(info.as_ref(), &e);
+                    errors.push(problem(&v.name, &msg));
                     results.push((
                         v.disk,
                         v.part,
-                        broken(Some(&info), size, e.to_string(), with_ranges),
+                        broken(info.as_ref(), size, msg, with_ranges),
                     ));
                 }
             }
@@ -343,13 +348,13 @@ fn scan_volumes(
         let asm = lvm::assemble(&found);
         for (i, e) in asm.errors {
             let v = &vols[found_vol[i]];
-            let e = e.rebase(v.start);
-            errors.push(problem(&v.name, &e));
             let info = pv_info(&found[i]);
+            let msg = failure(Some(&info), &e.rebase(v.start));
+            errors.push(problem(&v.name, &msg));
             results.push((
                 v.disk,
                 v.part,
-                broken(Some(&info), v.view.size(), e.to_string(), with_ranges),
+                broken(Some(&info), v.view.size(), msg, with_ranges),
             ));
         }
         for &(i, first) in &asm.duplicates {
@@ -370,7 +375,7 @@ fn scan_volumes(
         for i in asm.orphans {
             let v = &vols[found_vol[i]];
             let mut used = RangeSet::new();
-            used.insert(0, pv_header_end(&found[i].label, None));
+            used.insert(0, pv_header_end(&found[i].label));
             for &(o, s) in &found[i].label.metadata_areas {
                 used.insert(o, s);
             }
@@ -423,11 +428,9 @@ fn pv_info(pv: &FoundPv) -> fs::FsInfo {
     info
 }
 
-/// End of the PV's label and metadata region: where its first extent starts.
-fn pv_header_end(label: &label::PvLabel, pe_start: Option<u64>) -> u64 {
-    pe_start
-        .or_else(|| label.data_areas.first().map(|d| d.0))
-        .unwrap_or(1 << 20)
+/// End of an orphan PV's label and metadata region: where its data area starts.
+fn pv_header_end(label: &label::PvLabel) -> u64 {
+    label.data_areas.first().map_or(1 << 20, |d| d.0)
 }
 
 /// LV contents and per-PV used maps of one volume group.
@@ -450,19 +453,31 @@ fn scan_vg(
         let mut mapped = false;
         if complete {
             let view = vg.lv_view(i);
-            let scanned =
-                fs::detect(&view).and_then(|info| fs::used_map(&view, &info).map(|u| (info, u)));
-            match scanned {
-                Ok((info, u)) => {
+            match scan_volume(&view) {
+                Ok(Scanned::Fs(info, u)) => {
                     if let Some(note) = &u.note {
                         warnings.push(problem(&name, note));
                     }
                     mapped = map::used_on_pvs(m, lv, &u.ranges, &mut pv_used);
                     content = Some(Content::new(&info, &u.ranges, u.method, size, with_ranges));
                 }
-                Err(e) => {
-                    errors.push(problem(&name, format!("at LV {e}")));
-                    content = Some(broken(None, size, e.to_string(), with_ranges));
+                Ok(Scanned::Pv(label, _)) => {
+                    // A PV inside an LV (nested LVM): copied whole, not assembled.
+                    let mut info = fs::FsInfo::new(FsKind::LvmPv);
+                    info.uuid = Some(lvm::format_uuid(label.uuid.as_bytes()));
+                    let all = RangeSet::full(size);
+                    content = Some(Content::new(
+                        &info,
+                        &all,
+                        UsedMethod::All,
+                        size,
+                        with_ranges,
+                    ));
+                }
+                Err((info, e)) => {
+                    let msg = format!("at LV {}", failure(info.as_ref(), &e));
+                    errors.push(problem(&name, &msg));
+                    content = Some(broken(info.as_ref(), size, msg, with_ranges));
                 }
             }
         } else if lv.visible {
