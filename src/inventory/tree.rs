@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::{Content, Disk, DiskKind, Inventory, Table};
+use crate::layout::gpt::{HeaderSource, ProtectiveMbr};
 use crate::units::human;
 
 fn content_line(c: &Content, volume_size: u64) -> String {
@@ -80,10 +81,18 @@ pub fn render_tree(inv: &Inventory) -> String {
                 protective_mbr,
                 ..
             }) => {
+                let header = match header {
+                    HeaderSource::Primary => "primary header",
+                    HeaderSource::Backup => "BACKUP header (primary damaged)",
+                };
+                let mbr = match protective_mbr {
+                    ProtectiveMbr::Protective => "protective MBR",
+                    ProtectiveMbr::Hybrid => "HYBRID MBR",
+                    ProtectiveMbr::Missing => "no protective MBR",
+                };
                 let _ = writeln!(
                     out,
-                    "└─ GPT {disk_guid}, usable LBA {first_usable_lba}..{last_usable_lba}, {:?} header, {:?} MBR",
-                    header, protective_mbr
+                    "└─ GPT {disk_guid}, usable LBA {first_usable_lba}..{last_usable_lba}, {header}, {mbr}"
                 );
             }
             Some(Table::Mbr { disk_signature }) => {
