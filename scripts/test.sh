@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every test tier of ferry. Installs what the tiers need (idempotent).
 #
-#   scripts/test.sh            all tiers: lint, fast, root, fuzz
+#   scripts/test.sh            all tiers: lint, fast, root, static, fuzz
 #   scripts/test.sh fast root  only the named tiers
 #
 # Tiers:
@@ -9,6 +9,8 @@
 #   fast   unit tests and CLI tests: no root, no loop devices
 #   root   fixtures built with real tools (scripts/fixtures.sh), cross-checked
 #          against sfdisk, blkid, lvm, dumpe2fs; needs root and loop devices
+#   static the statically linked release build the boot image uses, run in an
+#          empty chroot (no /dev, no /sys, no libraries) on a fixture image
 #   fuzz   each cargo-fuzz target smoke-run for FUZZ_SECONDS (default 20)
 #
 # A tier whose prerequisite is missing fails with the remedy; none is skipped.
@@ -20,14 +22,14 @@ export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin:$HOME/.cargo/bin
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 tiers=("$@")
-[[ ${#tiers[@]} -gt 0 ]] || tiers=(lint fast root fuzz)
+[[ ${#tiers[@]} -gt 0 ]] || tiers=(lint fast root static fuzz)
 
 say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- setup ----
 APT_PACKAGES=(gdisk fdisk xfsprogs dosfstools ntfs-3g btrfs-progs lvm2 cryptsetup-bin
-              e2fsprogs util-linux mount jq mtools openssl)
+              e2fsprogs util-linux mount jq mtools openssl file)
 install_packages() {
     local missing=()
     for p in "${APT_PACKAGES[@]}"; do
@@ -68,6 +70,25 @@ tier_root() {
     FERRY_FIXTURES=$fx cargo test --locked --test root_inventory -- --test-threads=2
 }
 
+tier_static() {
+    say "static: crt-static release build in an empty chroot"
+    [[ $(id -u) -eq 0 ]] || die "the static tier needs root (chroot): run as root"
+    RUSTFLAGS='-C target-feature=+crt-static' \
+        cargo build --locked --release --target x86_64-unknown-linux-gnu
+    local bin=target/x86_64-unknown-linux-gnu/release/ferry jail
+    file "$bin" | grep -q 'static' || die "$bin is not statically linked: $(file "$bin")"
+    local fx=$ROOT/target/fixtures
+    [[ -f $fx/whole.img ]] || bash scripts/fixtures.sh "$fx"
+    jail=$(mktemp -d)
+    cp "$bin" "$jail/ferry"
+    cp --sparse=always "$fx/whole.img" "$jail/disk.img"
+    chroot "$jail" /ferry inventory --json /disk.img > "$jail/out.json"
+    jq -e '.disks[0].content.fs == "ext4" and .disks[0].content.used_bytes > 0' "$jail/out.json" >/dev/null \
+        || die "static ferry in an empty chroot gave: $(cat "$jail/out.json")"
+    echo "static ferry: $(stat -c %s "$bin") bytes, inventory in an empty chroot OK"
+    rm -rf "$jail"
+}
+
 tier_fuzz() {
     say "fuzz: smoke-run every target for ${FUZZ_SECONDS}s"
     if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -100,8 +121,8 @@ need_cargo
 start=$SECONDS
 for t in "${tiers[@]}"; do
     case $t in
-        lint|fast|root|fuzz) "tier_$t" ;;
-        *) die "unknown tier '$t' (lint, fast, root, fuzz)" ;;
+        lint|fast|root|static|fuzz) "tier_$t" ;;
+        *) die "unknown tier '$t' (lint, fast, root, static, fuzz)" ;;
     esac
 done
 say "all tiers passed (${tiers[*]}) in $((SECONDS - start))s"
