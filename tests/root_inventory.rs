@@ -931,3 +931,32 @@ fn root_xfs_dirty_log_counts_everything() {
         "{err}"
     );
 }
+
+#[test]
+fn root_truncated_pv_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = damaged_copy(tmp.path(), "span2.img", "shortpv.img", |f, _| {
+        f.set_len(100 << 20).unwrap()
+    });
+    let span1 = fixtures().join("span1.img");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "inventory",
+            &span1.display().to_string(),
+            &p.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("ferry: error:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("shortpv.img: LVM2_member: at byte 1048576")
+            && lines[0].contains("truncated PV"),
+        "{err}"
+    );
+}

@@ -509,6 +509,19 @@ fn scan_vg(
     for (k, p) in m.pvs.iter().enumerate() {
         let dev = vg.devices[k];
         let pv_size = dev.map_or(0, |d| d.dev.size());
+        let pv_end = p
+            .pe_count
+            .checked_mul(m.extent_size)
+            .and_then(|n| n.checked_add(p.pe_start));
+        if dev.is_some() && pv_end.is_none_or(|e| e > pv_size) {
+            errors.push(problem(
+                pv_names[k].as_deref().unwrap_or(&m.name),
+                format!(
+                    "LVM2_member: at byte {}: {} extents of {} bytes run past the end of the volume ({pv_size} bytes): truncated PV?",
+                    p.pe_start, p.pe_count, m.extent_size
+                ),
+            ));
+        }
         if whole {
             pv_used[k] = RangeSet::full(pv_size);
         }

@@ -175,9 +175,26 @@ pub fn vg_from_text(top: &Section) -> Result<VgMeta, String> {
                         segment.stripes.len()
                     ));
                 }
+                let per_stripe = match segment.stripes.len() as u64 {
+                    0 => 0,
+                    n => segment.extent_count / n,
+                };
                 for st in &segment.stripes {
-                    if !pvs.iter().any(|p| p.key == st.pv) {
+                    let Some(pv) = pvs.iter().find(|p| p.key == st.pv) else {
                         return Err(format!("{sc}: names unknown PV {:?}", st.pv));
+                    };
+                    if st
+                        .start_extent
+                        .checked_add(per_stripe)
+                        .is_none_or(|e| e > pv.pe_count)
+                    {
+                        return Err(format!(
+                            "{sc}: extents {}..{} on {} lie past its {} extents",
+                            st.start_extent,
+                            st.start_extent.saturating_add(per_stripe),
+                            st.pv,
+                            pv.pe_count
+                        ));
                     }
                 }
                 segments.push(segment);
@@ -307,6 +324,12 @@ stripes = ["pv0", 20, "pv1", 20]
             vg_from_text(&parse(bad.as_bytes()).unwrap())
                 .unwrap_err()
                 .contains("unknown PV")
+        );
+        let bad = SAMPLE.replace("stripes = [\"pv1\", 0]", "stripes = [\"pv1\", 96]");
+        assert!(
+            vg_from_text(&parse(bad.as_bytes()).unwrap())
+                .unwrap_err()
+                .contains("lie past")
         );
         let bad = SAMPLE.replace("extent_size = 8192", "extent_size = 0");
         assert!(vg_from_text(&parse(bad.as_bytes()).unwrap()).is_err());
