@@ -143,17 +143,28 @@ pub fn used_map(dev: &dyn ReadAt, info: &FsInfo) -> Result<UsedMap> {
     let mut note = None;
     let (mut map, method) = match info.kind {
         FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => (ext::used(dev)?, UsedMethod::Allocation),
-        FsKind::Xfs => match xfs::used_checked(dev)? {
-            (map, None) => (map, UsedMethod::Allocation),
-            (map, Some(why)) => {
-                note = Some(format!(
-                    "xfs: {why}; the whole volume counts as used (a clean mount and unmount lets ferry copy less)"
-                ));
-                (map, UsedMethod::All)
+        FsKind::Xfs | FsKind::Ntfs => {
+            let checked = if info.kind == FsKind::Xfs {
+                xfs::used_checked(dev)?
+            } else {
+                ntfs::used_checked(dev)?
+            };
+            match checked {
+                (map, None) => (map, UsedMethod::Allocation),
+                (map, Some(why)) => {
+                    let hint = match info.kind {
+                        FsKind::Xfs => " (after a clean mount and unmount ferry can copy less)",
+                        _ => "",
+                    };
+                    note = Some(format!(
+                        "{}: {why}; the whole volume counts as used{hint}",
+                        info.kind.name()
+                    ));
+                    (map, UsedMethod::All)
+                }
             }
-        },
+        }
         FsKind::Vfat => (vfat::used(dev)?, UsedMethod::Allocation),
-        FsKind::Ntfs => (ntfs::used(dev)?, UsedMethod::Allocation),
         FsKind::Swap => (simple::swap_used(dev)?, UsedMethod::Header),
         FsKind::Btrfs | FsKind::Luks | FsKind::RaidMember | FsKind::LvmPv | FsKind::Unknown => {
             (RangeSet::full(size), UsedMethod::All)

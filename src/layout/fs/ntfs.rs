@@ -282,6 +282,12 @@ pub fn probe(dev: &dyn ReadAt) -> Result<Option<FsInfo>> {
 /// Used map: the boot sector, every cluster set in `$Bitmap`, and the backup
 /// boot sector (both after the counted sectors and in the volume's last sector).
 pub fn used(dev: &dyn ReadAt) -> Result<RangeSet> {
+    Ok(used_checked(dev)?.0)
+}
+
+/// Like [`used`], and when `$Bitmap` cannot be read whole (it continues in
+/// extension records) also why: the map is then the whole volume.
+pub fn used_checked(dev: &dyn ReadAt) -> Result<(RangeSet, Option<String>)> {
     let bs = read_vec(dev, 0, 512)?;
     let boot = parse(&bs).map_err(|(off, what)| corrupt(off, what))?;
     let vol = boot.sectors * boot.sector;
@@ -302,8 +308,8 @@ pub fn used(dev: &dyn ReadAt) -> Result<RangeSet> {
                 || le64(a, 0x18).saturating_add(1).saturating_mul(boot.cluster) < needed)
     });
     if list && whole {
-        tracing::warn!("ntfs: $Bitmap continues in extension records; counting all as used");
-        return Ok(RangeSet::full(dev.size()));
+        let why = "$Bitmap continues in MFT extension records, which ferry does not follow";
+        return Ok((RangeSet::full(dev.size()), Some(why.to_string())));
     }
     let Some((a_pos, a)) = found else {
         bail!(off, "{WHAT}: no unnamed $DATA attribute");
@@ -359,7 +365,7 @@ pub fn used(dev: &dyn ReadAt) -> Result<RangeSet> {
     }
     let last = dev.size() / boot.sector * boot.sector;
     map.insert(last.saturating_sub(boot.sector), last.min(boot.sector));
-    Ok(map)
+    Ok((map, None))
 }
 
 #[cfg(test)]
