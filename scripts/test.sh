@@ -25,6 +25,13 @@ tiers=("$@")
 [[ ${#tiers[@]} -gt 0 ]] || tiers=(lint fast root static fuzz)
 
 say() { printf '\n==> %s\n' "$*"; }
+RESULTS=$ROOT/target/test-results.log
+mkdir -p "$ROOT/target"
+: > "$RESULTS"
+# cargo test, with its "test result:" lines kept for the closing tally.
+cargo_test() {
+    cargo test "$@" 2>&1 | tee -a "$RESULTS"
+}
 die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- setup ----
@@ -57,7 +64,7 @@ tier_lint() {
 
 tier_fast() {
     say "fast: unit and CLI tests (no root)"
-    cargo test --locked --lib --bins --test cli
+    cargo_test --locked --lib --test cli
 }
 
 tier_root() {
@@ -67,7 +74,7 @@ tier_root() {
     [[ -e /dev/loop-control ]] || die "no loop devices: load the loop module (modprobe loop)"
     local fx=$ROOT/target/fixtures
     bash scripts/fixtures.sh "$fx"
-    FERRY_FIXTURES=$fx cargo test --locked --test root_inventory -- --test-threads=2
+    FERRY_FIXTURES=$fx cargo_test --locked --test root_inventory -- --test-threads=2
 }
 
 tier_static() {
@@ -126,3 +133,5 @@ for t in "${tiers[@]}"; do
     esac
 done
 say "all tiers passed (${tiers[*]}) in $((SECONDS - start))s"
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$RESULTS"
