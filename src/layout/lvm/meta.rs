@@ -109,12 +109,22 @@ pub fn vg_from_text(top: &Section) -> Result<VgMeta, String> {
             let pe_start = need_u64(pv, "pe_start", &c)?
                 .checked_mul(LVM_SECTOR)
                 .ok_or_else(|| format!("{c}: pe_start overflows"))?;
+            let pe_count = need_u64(pv, "pe_count", &c)?;
+            if pe_count
+                .checked_mul(extent_size)
+                .and_then(|n| n.checked_add(pe_start))
+                .is_none()
+            {
+                return Err(format!(
+                    "{c}: {pe_count} extents do not fit a 64-bit byte offset"
+                ));
+            }
             pvs.push(PvMeta {
                 key: key.to_string(),
                 uuid: need_str(pv, "id", &c)?,
                 device_hint: pv.str("device").map(str::to_string),
                 pe_start,
-                pe_count: need_u64(pv, "pe_count", &c)?,
+                pe_count,
             });
         }
     }
@@ -209,6 +219,9 @@ pub fn vg_from_text(top: &Section) -> Result<VgMeta, String> {
                     .start_extent
                     .checked_add(s.extent_count)
                     .ok_or_else(|| format!("{c}: extent count overflows"))?;
+            }
+            if next.checked_mul(extent_size).is_none() {
+                return Err(format!("{c}: {next} extents do not fit a 64-bit size"));
             }
             lvs.push(LvMeta {
                 name: lv_name.to_string(),
