@@ -143,21 +143,19 @@ fn read_table(
             .partitions
             .iter()
             .map(|p| Partition {
-                number: p.number,
-                volume: format!("{path}:{}", p.number),
-                start: p.start_lba * ss,
-                size: (p.end_lba - p.start_lba + 1) * ss,
-                start_lba: p.start_lba,
-                end_lba: p.end_lba,
-                type_id: p.type_guid.clone(),
-                type_name: p.type_name.to_string(),
                 name: Some(p.name.clone()).filter(|n| !n.is_empty()),
                 unique_guid: Some(p.unique_guid.clone()),
                 attributes: Some(p.attributes),
                 attribute_names: p.attribute_names.clone(),
-                mbr_kind: None,
-                bootable: None,
-                content: None,
+                ..Partition::new(
+                    &path,
+                    p.number,
+                    p.start_lba,
+                    p.end_lba - p.start_lba + 1,
+                    ss,
+                    p.type_guid.clone(),
+                    p.type_name,
+                )
             })
             .collect();
         info.table = Some(Table::Gpt {
@@ -187,21 +185,17 @@ fn read_table(
         .partitions
         .iter()
         .map(|p| Partition {
-            number: p.number,
-            volume: format!("{path}:{}", p.number),
-            start: p.start_lba * ss,
-            size: p.sectors * ss,
-            start_lba: p.start_lba,
-            end_lba: p.start_lba + p.sectors - 1,
-            type_id: format!("{:#04x}", p.type_byte),
-            type_name: p.type_name.to_string(),
-            name: None,
-            unique_guid: None,
-            attributes: None,
-            attribute_names: Vec::new(),
             mbr_kind: Some(p.kind),
             bootable: Some(p.bootable),
-            content: None,
+            ..Partition::new(
+                &path,
+                p.number,
+                p.start_lba,
+                p.sectors,
+                ss,
+                format!("{:#04x}", p.type_byte),
+                p.type_name,
+            )
         })
         .collect();
     info.table = Some(Table::Mbr {

@@ -144,6 +144,38 @@ pub struct Partition {
     pub content: Option<Content>,
 }
 
+impl Partition {
+    /// A partition of `disk` at `start_lba` spanning `sectors` sectors of `ss`
+    /// bytes, with the table-specific fields empty.
+    fn new(
+        disk: &str,
+        number: u32,
+        start_lba: u64,
+        sectors: u64,
+        ss: u64,
+        type_id: String,
+        type_name: &str,
+    ) -> Self {
+        Partition {
+            number,
+            volume: format!("{disk}:{number}"),
+            start: start_lba * ss,
+            size: sectors * ss,
+            start_lba,
+            end_lba: start_lba + sectors - 1,
+            type_id,
+            type_name: type_name.to_string(),
+            name: None,
+            unique_guid: None,
+            attributes: None,
+            attribute_names: Vec::new(),
+            mbr_kind: None,
+            bootable: None,
+            content: None,
+        }
+    }
+}
+
 /// What a volume holds and which of its bytes are used.
 #[derive(Debug, Clone, Serialize)]
 pub struct Content {

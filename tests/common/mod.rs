@@ -1,10 +1,13 @@
 //! Helpers shared by the root-tier tests: fixtures, loop devices, tools.
 #![allow(dead_code)]
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use ferry::inventory::{Content, Inventory, InventoryConfig, inventory};
 use serde_json::Value;
 
 /// The fixture directory built by `scripts/fixtures.sh`, or a loud failure
@@ -185,8 +188,6 @@ pub fn manifest_lvs() -> Vec<&'static Value> {
 /// Rebuild an LV's bytes from its segments as the manifest (i.e. `lvs`) describes
 /// them, independently of ferry's own mapping; written to a new sparse file.
 pub fn rebuild_lv(lv: &Value, out: &Path) {
-    use std::fs::File;
-    use std::os::unix::fs::FileExt;
     let dir = fixtures();
     let f = File::create(out).unwrap();
     f.set_len(lv["size"].as_u64().unwrap()).unwrap();
@@ -221,4 +222,114 @@ pub fn rebuild_lv(lv: &Value, out: &Path) {
             pos += len as u64;
         }
     }
+}
+
+/// `(block count, free blocks, block size)` from dumpe2fs -h.
+pub fn dumpe2fs(dev: &Path) -> (u64, u64, u64) {
+    let out = run("dumpe2fs", &["-h", &dev.display().to_string()]);
+    let field = |k: &str| -> u64 {
+        out.lines()
+            .find(|l| l.starts_with(k))
+            .unwrap()
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (
+        field("Block count"),
+        field("Free blocks"),
+        field("Block size"),
+    )
+}
+
+/// Copy only `ranges` of `[off, off+size)` of `src` into a new zeroed file.
+pub fn copy_used(
+    src: &Path,
+    off: u64,
+    size: u64,
+    ranges: &ferry::layout::ranges::RangeSet,
+    dst: &Path,
+) {
+    let s = File::open(src).unwrap();
+    let d = File::create(dst).unwrap();
+    d.set_len(size).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    for (a, b) in ranges.iter() {
+        let mut p = a;
+        while p < b {
+            let n = ((b - p) as usize).min(buf.len());
+            s.read_exact_at(&mut buf[..n], off + p).unwrap();
+            d.write_all_at(&buf[..n], p).unwrap();
+            p += n as u64;
+        }
+    }
+}
+
+pub fn images() -> Vec<PathBuf> {
+    let dir = fixtures();
+    manifest()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| dir.join(i["path"].as_str().unwrap()))
+        .collect()
+}
+
+pub fn inv() -> &'static Inventory {
+    static I: OnceLock<Inventory> = OnceLock::new();
+    I.get_or_init(|| {
+        let cfg = InventoryConfig {
+            paths: images(),
+            with_ranges: true,
+            ..Default::default()
+        };
+        let inv = inventory(&cfg).unwrap();
+        assert!(
+            inv.errors.is_empty(),
+            "fixtures must inventory cleanly: {:?}",
+            inv.errors
+        );
+        inv
+    })
+}
+
+/// Content of a volume by its name (`gpt.img:3`, `whole.img`, `vg0/root`), with its size.
+pub fn content(name: &str) -> (&'static Content, u64) {
+    let inv = inv();
+    let short = |p: &str| {
+        Path::new(p)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    for d in &inv.disks {
+        if short(&d.path) == name {
+            return (d.content.as_ref().expect("whole-disk content"), d.size);
+        }
+        for p in &d.partitions {
+            if format!("{}:{}", short(&d.path), p.number) == name {
+                return (p.content.as_ref().expect("partition content"), p.size);
+            }
+        }
+    }
+    for vg in &inv.volume_groups {
+        for lv in &vg.lvs {
+            if lv.volume == name {
+                return (lv.content.as_ref().expect("LV content"), lv.size);
+            }
+        }
+    }
+    panic!("volume {name} not in the inventory");
+}
+
+pub fn disk(name: &str) -> &'static ferry::inventory::Disk {
+    inv()
+        .disks
+        .iter()
+        .find(|d| d.path.ends_with(&format!("/{name}")))
+        .unwrap()
 }
