@@ -14,7 +14,7 @@ out=$1
 fixtures=${2:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$out"/{gpt,mbr,lvm_metadata,ext4_used,fs_used}
+mkdir -p "$out"/{gpt,mbr,lvm_metadata,ext4_used,fs_used,frame}
 
 img() { rm -f "$tmp/$1"; truncate -s "$2" "$tmp/$1"; echo "$tmp/$1"; }
 

@@ -7,4 +7,5 @@ pub mod cli;
 pub mod disk;
 pub mod inventory;
 pub mod layout;
+pub mod proto;
 pub mod units;

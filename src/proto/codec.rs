@@ -1,0 +1,478 @@
+//! Frames: `[u32 little-endian payload length | payload]`, the payload being a
+//! kind byte and a message body. The length is checked against a maximum when
+//! encoding and before reading anything of a frame, so a peer can never make
+//! the other side allocate more than [`MAX_FRAME`].
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::message::Message;
+use super::wire::{WireError, Writer};
+
+/// Largest payload accepted: a 1 MiB chunk, its worst-case zstd expansion and
+/// headers fit with room to spare.
+pub const MAX_FRAME: usize = 4 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error("empty frame")]
+    Empty,
+    #[error("malformed message: {0}")]
+    Malformed(#[from] WireError),
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A whole frame, length prefix included; refuses payloads over `max`.
+pub fn encode(msg: &Message, max: usize) -> Result<Bytes, FrameError> {
+    let mut w = Writer(BytesMut::with_capacity(64));
+    w.u32(0);
+    msg.encode_payload(&mut w);
+    let len = w.0.len() - 4;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    w.0[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(w.0.freeze())
+}
+
+/// Decode one frame from the front of `buf` (sync; for tests and fuzzing).
+/// Returns the message and the bytes consumed, or `Ok(None)` if `buf` holds
+/// less than a whole frame.
+pub fn decode(buf: &Bytes, max: usize) -> Result<Option<(Message, usize)>, FrameError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes(buf[..4].try_into().expect("4 bytes")) as usize;
+    check_len(len, max)?;
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    let payload = buf.slice(4..4 + len);
+    Ok(Some((Message::decode_payload(&payload)?, 4 + len)))
+}
+
+fn check_len(len: usize, max: usize) -> Result<(), FrameError> {
+    match len {
+        0 => Err(FrameError::Empty),
+        n if n > max => Err(FrameError::TooLarge { len: n, max }),
+        _ => Ok(()),
+    }
+}
+
+/// Read one message; `Ok(None)` on a clean end of stream between frames.
+pub async fn read_message<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Message>, FrameError> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        let n = r.read(&mut len[got..]).await?;
+        if n == 0 {
+            return if got == 0 {
+                Ok(None)
+            } else {
+                Err(FrameError::Truncated)
+            };
+        }
+        got += n;
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    check_len(len, max)?;
+    let mut payload = BytesMut::zeroed(len);
+    r.read_exact(&mut payload)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
+            _ => FrameError::Io(e),
+        })?;
+    Ok(Some(Message::decode_payload(&payload.freeze())?))
+}
+
+/// Write one message as a frame.
+pub async fn write_message<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    msg: &Message,
+    max: usize,
+) -> Result<(), FrameError> {
+    let frame = encode(msg, max)?;
+    w.write_all(&frame).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::message::*;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn samples() -> Vec<Message> {
+        let hash = [7u8; HASH_LEN];
+        vec![
+            Message::Hello(Hello {
+                min_version: 1,
+                max_version: 1,
+                nonce: [1; 16],
+                proof: [2; 32],
+                source: "srv-01".into(),
+                task: "task-1".into(),
+            }),
+            Message::Welcome(Welcome {
+                version: 1,
+                receiver: "rx".into(),
+                session: 42,
+            }),
+            Message::VersionMismatch(VersionMismatch {
+                min_version: 2,
+                max_version: 3,
+            }),
+            Message::Layout(Layout {
+                pass: Pass::Full,
+                chunk_size: 1 << 20,
+                hash: HashAlgo::Blake3,
+                volumes: vec![VolumePlan {
+                    name: "disk.img:3".into(),
+                    target: 0,
+                    size: 1 << 30,
+                    extents: vec![Extent {
+                        source_offset: 0,
+                        len: 4096,
+                        target_offset: 1 << 20,
+                    }],
+                }],
+            }),
+            Message::LayoutAccepted(LayoutAccepted { resume_seq: 9 }),
+            Message::Chunk(Chunk {
+                header: ChunkHeader {
+                    seq: 3,
+                    target: 0,
+                    offset: 1 << 20,
+                    len: 1 << 20,
+                    codec: Codec::Zstd,
+                    hash,
+                    crc64: 0xdead_beef,
+                },
+                data: Bytes::from_static(b"compressed bytes"),
+            }),
+            Message::Chunk(Chunk {
+                header: ChunkHeader {
+                    seq: 4,
+                    target: 1,
+                    offset: 0,
+                    len: 1 << 20,
+                    codec: Codec::Zero,
+                    hash,
+                    crc64: 0,
+                },
+                data: Bytes::new(),
+            }),
+            Message::HashQuery(HashQuery {
+                first_seq: 10,
+                chunks: vec![
+                    ChunkRef {
+                        target: 0,
+                        offset: 0,
+                        len: 1 << 20,
+                        hash
+                    };
+                    3
+                ],
+            }),
+            Message::HashAnswer(HashAnswer {
+                first_seq: 10,
+                have: vec![true, false, true, true, false, false, false, false, true],
+            }),
+            Message::Checkpoint { seq: 100 },
+            Message::Ack {
+                seq: 100,
+                bytes_durable: 1 << 30,
+            },
+            Message::Finish {
+                chunks: 5,
+                bytes: 5 << 20,
+            },
+            Message::Finished {
+                chunks: 5,
+                bytes: 5 << 20,
+            },
+            Message::Error(ErrorMsg {
+                code: ErrorCode::OutOfExtent,
+                message: "chunk outside plan".into(),
+            }),
+            Message::Error(ErrorMsg {
+                code: ErrorCode::Other(999),
+                message: String::new(),
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for m in samples() {
+            let f = encode(&m, MAX_FRAME).unwrap();
+            let (back, used) = decode(&f, MAX_FRAME).unwrap().unwrap();
+            assert_eq!(back, m);
+            assert_eq!(used, f.len());
+        }
+    }
+
+    #[test]
+    fn truncated_frames_wait_or_fail() {
+        for m in samples() {
+            let f = encode(&m, MAX_FRAME).unwrap();
+            for cut in 0..f.len() {
+                // A short buffer is "not yet"; a short payload inside a
+                // complete frame is malformed.
+                assert!(decode(&f.slice(..cut), MAX_FRAME).unwrap().is_none());
+            }
+            let mut bad = f.to_vec();
+            let len = u32::from_le_bytes(bad[..4].try_into().unwrap());
+            if len > 1 {
+                bad[..4].copy_from_slice(&(len - 1).to_le_bytes());
+                bad.pop();
+                let r = decode(&Bytes::from(bad), MAX_FRAME);
+                // Compressed chunk data may legitimately be one byte shorter.
+                let zstd = matches!(&m, Message::Chunk(c) if c.header.codec == Codec::Zstd);
+                if !zstd {
+                    assert!(r.is_err(), "{m:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_and_empty_frames_are_refused() {
+        let big = Message::Chunk(Chunk {
+            header: ChunkHeader {
+                seq: 0,
+                target: 0,
+                offset: 0,
+                len: 1000,
+                codec: Codec::None,
+                hash: [0; 32],
+                crc64: 0,
+            },
+            data: Bytes::from(vec![0u8; 1000]),
+        });
+        assert!(matches!(
+            encode(&big, 512),
+            Err(FrameError::TooLarge { .. })
+        ));
+        let mut f = (u32::MAX).to_le_bytes().to_vec();
+        f.push(1);
+        assert!(matches!(
+            decode(&Bytes::from(f), MAX_FRAME),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            decode(&Bytes::from_static(&[0, 0, 0, 0]), MAX_FRAME),
+            Err(FrameError::Empty)
+        ));
+        let unknown = Bytes::from_static(&[1, 0, 0, 0, 200]);
+        assert!(matches!(
+            decode(&unknown, MAX_FRAME),
+            Err(FrameError::Malformed(_))
+        ));
+        let zero_kind = Bytes::from_static(&[1, 0, 0, 0, 0]);
+        assert!(decode(&zero_kind, MAX_FRAME).is_err());
+        // HashAnswer bitmaps are canonical: padding bits must be clear.
+        let f = Bytes::from_static(&[
+            14,
+            0,
+            0,
+            0,
+            8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            3,
+            0,
+            0,
+            0,
+            0b1000_0101,
+        ]);
+        assert!(matches!(
+            decode(&f, MAX_FRAME),
+            Err(FrameError::Malformed(_))
+        ));
+        let ok = Bytes::from_static(&[14, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0b101]);
+        assert!(decode(&ok, MAX_FRAME).unwrap().is_some());
+        // Raw chunk data must be exactly the declared length.
+        let mut w = Writer::default();
+        Message::Chunk(Chunk {
+            header: ChunkHeader {
+                seq: 0,
+                target: 0,
+                offset: 0,
+                len: 8,
+                codec: Codec::None,
+                hash: [0; 32],
+                crc64: 0,
+            },
+            data: Bytes::from_static(b"8 bytes!"),
+        })
+        .encode_payload(&mut w);
+        let mut p = w.0.to_vec();
+        p.pop();
+        let mut f = (p.len() as u32).to_le_bytes().to_vec();
+        f.extend(p);
+        assert!(matches!(
+            decode(&Bytes::from(f), MAX_FRAME),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn async_read_write() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        for m in samples() {
+            write_message(&mut a, &m, MAX_FRAME).await.unwrap();
+        }
+        drop(a);
+        for m in samples() {
+            assert_eq!(read_message(&mut b, MAX_FRAME).await.unwrap(), Some(m));
+        }
+        assert_eq!(read_message(&mut b, MAX_FRAME).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn async_refuses_oversized_before_reading_it() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&(MAX_FRAME as u32 + 1).to_le_bytes())
+            .await
+            .unwrap();
+        let e = read_message(&mut b, MAX_FRAME).await.unwrap_err();
+        assert!(matches!(e, FrameError::TooLarge { .. }));
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&[10, 0, 0, 0, 9]).await.unwrap();
+        drop(a);
+        assert!(matches!(
+            read_message(&mut b, MAX_FRAME).await.unwrap_err(),
+            FrameError::Truncated
+        ));
+    }
+
+    fn arb_message() -> impl Strategy<Value = Message> {
+        let hash = proptest::array::uniform32(any::<u8>());
+        prop_oneof![
+            (
+                any::<u16>(),
+                any::<u16>(),
+                proptest::array::uniform16(any::<u8>()),
+                hash,
+                ".{0,40}",
+                ".{0,40}"
+            )
+                .prop_map(|(a, b, nonce, proof, source, task)| Message::Hello(Hello {
+                    min_version: a,
+                    max_version: b,
+                    nonce,
+                    proof,
+                    source,
+                    task
+                })),
+            (
+                any::<u64>(),
+                any::<u32>(),
+                any::<u64>(),
+                any::<u32>(),
+                1u8..=3,
+                hash,
+                any::<u64>(),
+                proptest::collection::vec(any::<u8>(), 0..300)
+            )
+                .prop_map(|(seq, target, offset, len, c, hash, crc64, mut data)| {
+                    let codec = [Codec::None, Codec::Zstd, Codec::Zero][c as usize - 1];
+                    let len = match codec {
+                        Codec::None => data.len() as u32,
+                        Codec::Zero => {
+                            data.clear();
+                            len
+                        }
+                        Codec::Zstd => {
+                            data.push(1);
+                            len
+                        }
+                    };
+                    Message::Chunk(Chunk {
+                        header: ChunkHeader {
+                            seq,
+                            target,
+                            offset,
+                            len,
+                            codec,
+                            hash,
+                            crc64,
+                        },
+                        data: Bytes::from(data),
+                    })
+                }),
+            (
+                any::<u64>(),
+                proptest::collection::vec(any::<bool>(), 0..100)
+            )
+                .prop_map(|(first_seq, have)| Message::HashAnswer(HashAnswer { first_seq, have })),
+            (1u16.., ".{0,100}").prop_map(|(c, message)| Message::Error(ErrorMsg {
+                code: ErrorCode::from_u16(c).unwrap(),
+                message
+            })),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(seq, bytes_durable)| Message::Ack { seq, bytes_durable }),
+            proptest::collection::vec(
+                (
+                    ".{0,20}",
+                    any::<u32>(),
+                    any::<u64>(),
+                    proptest::collection::vec((any::<u64>(), any::<u64>(), any::<u64>()), 0..5)
+                ),
+                0..4
+            )
+            .prop_map(|vols| Message::Layout(Layout {
+                pass: Pass::Incremental,
+                chunk_size: 1 << 20,
+                hash: HashAlgo::Xxh3_128,
+                volumes: vols
+                    .into_iter()
+                    .map(|(name, target, size, ex)| VolumePlan {
+                        name,
+                        target,
+                        size,
+                        extents: ex
+                            .into_iter()
+                            .map(|(s, l, t)| Extent {
+                                source_offset: s,
+                                len: l,
+                                target_offset: t
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_messages_round_trip(m in arb_message()) {
+            let f = encode(&m, MAX_FRAME).unwrap();
+            let (back, used) = decode(&f, MAX_FRAME).unwrap().unwrap();
+            prop_assert_eq!(back, m);
+            prop_assert_eq!(used, f.len());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(&Bytes::from(b), MAX_FRAME);
+        }
+    }
+}
