@@ -399,3 +399,57 @@ fn root_ext_feature_variants_match_dumpe2fs() {
         std::fs::remove_file(&img).unwrap();
     }
 }
+
+#[test]
+fn root_whole_disk_used_map_round_trip() {
+    let dir = fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["gpt.img", "mbr.img", "gpt4k.img"] {
+        let d = disk(name);
+        let src = dir.join(name);
+        let copy = tmp.path().join(name);
+        let map = d.used_ranges.as_ref().unwrap();
+        assert!(
+            d.used_bytes < d.size / 2,
+            "{name}: the disk map skips free space"
+        );
+        assert_eq!(d.used_bytes, map.total());
+        copy_used(&src, 0, d.size, map, &copy);
+        // The copy reads back as the same disk: tables, filesystems, VGs, used maps.
+        let inv = |p: &Path| {
+            let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+                .args(["inventory", "--json", &p.display().to_string()])
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let mut j: Value = serde_json::from_slice(&out.stdout).unwrap();
+            j["disks"][0]["path"] = Value::Null;
+            for p in j["disks"][0]["partitions"].as_array_mut().unwrap() {
+                p["volume"] = Value::Null;
+            }
+            for vg in j["volume_groups"].as_array_mut().unwrap() {
+                for pv in vg["pvs"].as_array_mut().unwrap() {
+                    pv["volume"] = Value::Null;
+                }
+            }
+            j
+        };
+        assert_eq!(inv(&copy), inv(&src), "{name}: inventory of the copy");
+        if d.logical_sector_size == 512 {
+            let v = run("sfdisk", &["--verify", &copy.display().to_string()]);
+            assert!(v.contains("No errors detected"), "{name}: {v}");
+        }
+        for p in &d.partitions {
+            let c = p.content.as_ref();
+            if c.is_some_and(|c| c.fs.starts_with("ext")) {
+                let lo = Loop::attach(&copy, p.start, Some(p.size), None, true);
+                run("e2fsck", &["-fn", &lo.0]);
+            }
+        }
+    }
+}

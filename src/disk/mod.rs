@@ -31,6 +31,18 @@ impl<T: ReadAt + ?Sized> ReadAt for &T {
     }
 }
 
+impl<T: ReadAt + ?Sized> ReadAt for std::sync::Arc<T> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+}
+
+/// A shareable, thread-safe reader: what the transfer pipeline holds.
+pub type SharedReader = std::sync::Arc<dyn ReadAt + Send + Sync>;
+
 /// Check that `len` bytes at `offset` lie inside a range of `size` bytes.
 pub(crate) fn check_bounds(offset: u64, len: usize, size: u64) -> io::Result<()> {
     match offset.checked_add(len as u64) {
@@ -70,16 +82,17 @@ impl ReadAt for [u8] {
     }
 }
 
-/// A window `[start, start + len)` of another disk: a partition.
-pub struct Slice<'a> {
-    inner: &'a dyn ReadAt,
+/// A window `[start, start + len)` of another disk: a partition. `R` is a
+/// reference (scanning) or an `Arc` (a transfer's worker threads).
+pub struct Slice<R> {
+    inner: R,
     start: u64,
     len: u64,
 }
 
-impl<'a> Slice<'a> {
+impl<R: ReadAt> Slice<R> {
     /// A view of `len` bytes at `start`; fails if the window leaves the disk.
-    pub fn new(inner: &'a dyn ReadAt, start: u64, len: u64) -> io::Result<Self> {
+    pub fn new(inner: R, start: u64, len: u64) -> io::Result<Self> {
         match start.checked_add(len) {
             Some(end) if end <= inner.size() => Ok(Slice { inner, start, len }),
             _ => Err(io::Error::new(
@@ -93,7 +106,7 @@ impl<'a> Slice<'a> {
     }
 }
 
-impl ReadAt for Slice<'_> {
+impl<R: ReadAt> ReadAt for Slice<R> {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         check_bounds(offset, buf.len(), self.len)?;
         self.inner.read_exact_at(buf, self.start + offset)

@@ -22,7 +22,7 @@ struct Vol<'a> {
     part: Option<usize>,
     name: String,
     start: u64,
-    view: Slice<'a>,
+    view: Slice<&'a SourceDisk>,
 }
 
 /// Inventory the disks `cfg` names (or every block device).
@@ -54,14 +54,79 @@ pub fn inventory(cfg: &InventoryConfig) -> anyhow::Result<Inventory> {
             }),
         }
     }
-    let vgs = scan_volumes(&mut opened, cfg.with_ranges, &mut errors, &mut warnings);
+    // Ranges are always gathered (the disk maps are built from them) and
+    // dropped at the end unless asked for.
+    let mut vgs = scan_volumes(&mut opened, true, &mut errors, &mut warnings);
+    let mut disks: Vec<Disk> = opened.into_iter().map(|o| o.info).collect();
+    for d in &mut disks {
+        let map = disk_used_map(d);
+        d.used_bytes = map.total();
+        d.used_percent = percent(d.used_bytes, d.size);
+        d.used_ranges = Some(map);
+    }
+    if !cfg.with_ranges {
+        let contents = disks
+            .iter_mut()
+            .flat_map(|d| {
+                d.used_ranges = None;
+                d.content
+                    .iter_mut()
+                    .chain(d.partitions.iter_mut().filter_map(|p| p.content.as_mut()))
+            })
+            .chain(
+                vgs.iter_mut()
+                    .flat_map(|g| g.lvs.iter_mut().filter_map(|l| l.content.as_mut())),
+            );
+        for c in contents {
+            c.used_ranges = None;
+        }
+    }
     Ok(Inventory {
         schema: SCHEMA_VERSION,
-        disks: opened.into_iter().map(|o| o.info).collect(),
+        disks,
         volume_groups: vgs,
         errors,
         warnings,
     })
+}
+
+/// What copying the whole disk reads: everything before the first partition
+/// (the table, a boot loader in the gap), each partition's used map at its
+/// offset, the EBR of each logical partition, and the backup GPT at the end.
+/// A disk without a table is its content's map; an unreadable one is all used.
+fn disk_used_map(d: &Disk) -> RangeSet {
+    let Some(table) = &d.table else {
+        return match &d.content {
+            Some(c) => c
+                .used_ranges
+                .clone()
+                .unwrap_or_else(|| RangeSet::full(d.size)),
+            None => RangeSet::full(d.size),
+        };
+    };
+    let ss = d.logical_sector_size as u64;
+    let mut map = RangeSet::new();
+    let first = d.partitions.iter().map(|p| p.start).min().unwrap_or(d.size);
+    map.insert(0, first);
+    if let Table::Gpt {
+        last_usable_lba, ..
+    } = table
+    {
+        let backup = (last_usable_lba + 1) * ss;
+        map.insert(backup, d.size.saturating_sub(backup));
+    }
+    for p in &d.partitions {
+        if let Some(ebr) = p.ebr_lba {
+            map.insert(ebr * ss, ss);
+        }
+        match p.content.as_ref().and_then(|c| c.used_ranges.as_ref()) {
+            Some(r) => map.union_shifted(r, p.start),
+            None if p.mbr_kind == Some(mbr::MbrKind::Extended) => {}
+            None => map.insert(p.start, p.size),
+        }
+    }
+    map.clip(d.size);
+    map
 }
 
 fn problem(volume: &str, e: impl std::fmt::Display) -> Problem {
@@ -116,6 +181,9 @@ fn open_layout(
         table: None,
         partitions: Vec::new(),
         content: None,
+        used_bytes: 0,
+        used_percent: 0.0,
+        used_ranges: None,
     };
     if let Err(e) = read_table(&disk, &mut info, warnings) {
         errors.push(problem(&path, e));
@@ -187,6 +255,7 @@ fn read_table(
         .map(|p| Partition {
             mbr_kind: Some(p.kind),
             bootable: Some(p.bootable),
+            ebr_lba: p.ebr_lba,
             ..Partition::new(
                 &path,
                 p.number,

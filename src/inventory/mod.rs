@@ -94,6 +94,12 @@ pub struct Disk {
     pub partitions: Vec<Partition>,
     /// What the whole disk holds when it has no partition table.
     pub content: Option<Content>,
+    /// Bytes a whole-disk copy reads: table areas and every partition's used map.
+    pub used_bytes: u64,
+    pub used_percent: f64,
+    /// With `--ranges`: the whole-disk used map in disk bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_ranges: Option<RangeSet>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -140,6 +146,9 @@ pub struct Partition {
     pub mbr_kind: Option<crate::layout::mbr::MbrKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bootable: Option<bool>,
+    /// MBR logical partitions: the LBA of the EBR describing it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ebr_lba: Option<u64>,
     /// None for an MBR extended partition (a container of logicals).
     pub content: Option<Content>,
 }
@@ -171,6 +180,7 @@ impl Partition {
             attribute_names: Vec::new(),
             mbr_kind: None,
             bootable: None,
+            ebr_lba: None,
             content: None,
         }
     }

@@ -31,7 +31,13 @@ fn content_line(c: &Content, volume_size: u64) -> String {
 }
 
 fn disk_header(d: &Disk) -> String {
-    let mut s = format!("{}  {}", d.path, human(d.size));
+    let mut s = format!(
+        "{}  {}  used {} ({:.1}%)",
+        d.path,
+        human(d.size),
+        human(d.used_bytes),
+        d.used_percent
+    );
     let kind = match d.kind {
         DiskKind::Block => "block device",
         DiskKind::File => "image file",

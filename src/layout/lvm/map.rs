@@ -2,9 +2,10 @@
 //! segments, and translating an LV's used map into PV byte ranges.
 
 use std::io;
+use std::sync::Arc;
 
 use super::meta::{LvMeta, Segment, VgMeta};
-use crate::disk::ReadAt;
+use crate::disk::{ReadAt, SharedReader};
 use crate::layout::ranges::RangeSet;
 
 /// Where segment `seg`'s stripe `i` starts on its PV, in PV bytes.
@@ -118,49 +119,99 @@ pub fn allocated_on_pvs(vg: &VgMeta, lv: &LvMeta, out: &mut [RangeSet]) -> bool 
     ok
 }
 
-/// An LV readable as a volume: reads go through the segment map to the PVs.
+/// Read LV bytes at `offset` through the segment map; `pv(i)` gives the device
+/// of `vg.pvs[i]`, `None` when it is missing.
+fn read_lv<'d>(
+    vg: &VgMeta,
+    lv: &LvMeta,
+    pv: impl Fn(usize) -> Option<&'d dyn ReadAt>,
+    buf: &mut [u8],
+    offset: u64,
+) -> io::Result<()> {
+    let size = lv.extents().saturating_mul(vg.extent_size);
+    crate::disk::check_bounds(offset, buf.len(), size)?;
+    let mut done = 0usize;
+    while done < buf.len() {
+        let pos = offset + done as u64;
+        let piece = locate(vg, lv, pos, (buf.len() - done) as u64).ok_or_else(|| {
+            io::Error::other(format!(
+                "LV {}: byte {pos} lies in a segment ferry does not map",
+                lv.name
+            ))
+        })?;
+        let dev = pv(piece.pv).ok_or_else(|| {
+            io::Error::other(format!(
+                "LV {}: needs missing PV {}",
+                lv.name, vg.pvs[piece.pv].key
+            ))
+        })?;
+        let n = piece.len as usize;
+        dev.read_exact_at(&mut buf[done..done + n], piece.pv_offset)?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// An LV readable as a volume while its VG is being scanned (borrowed PVs).
 pub struct LvView<'a> {
     vg: &'a VgMeta,
     lv: &'a LvMeta,
     pvs: Vec<Option<&'a dyn ReadAt>>,
-    size: u64,
 }
 
 impl<'a> LvView<'a> {
     /// `pvs[i]` is the device of `vg.pvs[i]`, or `None` when it is missing.
     pub fn new(vg: &'a VgMeta, lv: &'a LvMeta, pvs: Vec<Option<&'a dyn ReadAt>>) -> Self {
-        let size = lv.extents().saturating_mul(vg.extent_size);
-        LvView { vg, lv, pvs, size }
+        LvView { vg, lv, pvs }
     }
 }
 
 impl ReadAt for LvView<'_> {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        crate::disk::check_bounds(offset, buf.len(), self.size)?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let piece =
-                locate(self.vg, self.lv, pos, (buf.len() - done) as u64).ok_or_else(|| {
-                    io::Error::other(format!(
-                        "LV {}: byte {pos} lies in a segment ferry does not map",
-                        self.lv.name
-                    ))
-                })?;
-            let dev = self.pvs.get(piece.pv).copied().flatten().ok_or_else(|| {
-                io::Error::other(format!(
-                    "LV {}: needs missing PV {}",
-                    self.lv.name, self.vg.pvs[piece.pv].key
-                ))
-            })?;
-            let n = piece.len as usize;
-            dev.read_exact_at(&mut buf[done..done + n], piece.pv_offset)?;
-            done += n;
-        }
-        Ok(())
+        read_lv(
+            self.vg,
+            self.lv,
+            |i| self.pvs.get(i).copied().flatten(),
+            buf,
+            offset,
+        )
     }
     fn size(&self) -> u64 {
-        self.size
+        self.lv.extents().saturating_mul(self.vg.extent_size)
+    }
+}
+
+/// An LV readable from worker threads: owns its VG metadata and PV readers.
+pub struct SharedLv {
+    vg: Arc<VgMeta>,
+    lv: usize,
+    pvs: Vec<Option<SharedReader>>,
+}
+
+impl SharedLv {
+    /// LV `lv` of `vg`; `pvs[i]` reads `vg.pvs[i]`. Fails if `lv` is out of range.
+    pub fn new(vg: Arc<VgMeta>, lv: usize, pvs: Vec<Option<SharedReader>>) -> io::Result<Self> {
+        if lv >= vg.lvs.len() || pvs.len() != vg.pvs.len() {
+            return Err(io::Error::other("LV or PV list does not match its VG"));
+        }
+        Ok(SharedLv { vg, lv, pvs })
+    }
+}
+
+impl ReadAt for SharedLv {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let pv = |i: usize| {
+            self.pvs
+                .get(i)
+                .and_then(|p| p.as_deref())
+                .map(|p| p as &dyn ReadAt)
+        };
+        read_lv(&self.vg, &self.vg.lvs[self.lv], pv, buf, offset)
+    }
+    fn size(&self) -> u64 {
+        self.vg.lvs[self.lv]
+            .extents()
+            .saturating_mul(self.vg.extent_size)
     }
 }
 
@@ -225,6 +276,23 @@ mod tests {
                 .to_string()
                 .contains("missing PV pv1")
         );
+    }
+
+    #[test]
+    fn shared_lv_reads_like_the_borrowed_view() {
+        let vg = vg();
+        let (a, b) = disks();
+        let mut want = vec![0u8; 15 * 4096];
+        LvView::new(&vg, &vg.lvs[0], vec![Some(&a as &dyn ReadAt), Some(&b)])
+            .read_exact_at(&mut want, 0)
+            .unwrap();
+        let shared: Vec<Option<SharedReader>> = vec![Some(Arc::new(a)), Some(Arc::new(b))];
+        let lv = SharedLv::new(Arc::new(vg), 0, shared).unwrap();
+        let mut got = vec![0u8; 15 * 4096];
+        lv.read_exact_at(&mut got, 0).unwrap();
+        assert_eq!(got, want);
+        assert_eq!(lv.size(), 15 * 4096);
+        assert!(lv.read_exact_at(&mut [0u8; 2], 15 * 4096 - 1).is_err());
     }
 
     #[test]
