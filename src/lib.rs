@@ -8,4 +8,5 @@ pub mod disk;
 pub mod inventory;
 pub mod layout;
 pub mod proto;
+pub mod source;
 pub mod units;

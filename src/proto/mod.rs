@@ -2,6 +2,7 @@
 //! messages, frames, TLS identity and pairing. docs/protocol.md is its twin.
 
 pub mod codec;
+pub mod digest;
 pub mod message;
 pub mod pairing;
 pub mod tls;

@@ -1,0 +1,116 @@
+//! Cutting used maps into chunks and preparing each chunk for the wire.
+//!
+//! A chunk is the used bytes of one cell of a fixed grid (1 MiB by default)
+//! over a volume: a used range that crosses a grid line is split there, and
+//! two used ranges inside one cell stay separate chunks, so unused bytes are
+//! never read. The grid keeps chunk boundaries stable from pass to pass, which
+//! is what lets a later pass compare hashes chunk by chunk.
+
+use bytes::Bytes;
+
+use crate::layout::ranges::RangeSet;
+use crate::proto::digest;
+use crate::proto::message::{Chunk, ChunkHeader, Codec, HashAlgo};
+
+/// Default chunk size: the unit of transfer and hashing.
+pub const CHUNK_SIZE: u64 = 1 << 20;
+
+/// `(offset, len)` of each chunk of `used`, in order.
+pub fn pieces(used: &RangeSet, chunk: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
+    used.iter().flat_map(move |(start, end)| {
+        let mut pos = start;
+        std::iter::from_fn(move || {
+            if pos >= end {
+                return None;
+            }
+            let cell_end = (pos / chunk + 1) * chunk;
+            let next = cell_end.min(end);
+            let piece = (pos, (next - pos) as u32);
+            pos = next;
+            Some(piece)
+        })
+    })
+}
+
+/// Hashes, zero detection and compression of one chunk's bytes.
+pub struct Preparer {
+    compressor: zstd::bulk::Compressor<'static>,
+    algo: HashAlgo,
+}
+
+impl Preparer {
+    pub fn new(level: i32, algo: HashAlgo) -> std::io::Result<Self> {
+        Ok(Preparer {
+            compressor: zstd::bulk::Compressor::new(level)?,
+            algo,
+        })
+    }
+
+    /// The wire chunk for `data` going to `target` at `offset`: zero chunks
+    /// carry no data; data that does not shrink travels raw.
+    pub fn prepare(&mut self, seq: u64, target: u32, offset: u64, data: &[u8]) -> std::io::Result<Chunk> {
+        let hash = digest::hash(self.algo, data);
+        let crc64 = digest::crc64(data);
+        let (codec, payload) = if digest::is_zero(data) {
+            (Codec::Zero, Bytes::new())
+        } else {
+            let packed = self.compressor.compress(data)?;
+            if packed.len() < data.len() {
+                (Codec::Zstd, Bytes::from(packed))
+            } else {
+                (Codec::None, Bytes::copy_from_slice(data))
+            }
+        };
+        Ok(Chunk {
+            header: ChunkHeader {
+                seq,
+                target,
+                offset,
+                len: data.len() as u32,
+                codec,
+                hash,
+                crc64,
+            },
+            data: payload,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_follow_the_grid() {
+        let mut used = RangeSet::new();
+        used.insert(100, 50);
+        used.insert(1000, 3000); // crosses two grid lines at 1024
+        used.insert(4096, 10);
+        let p: Vec<_> = pieces(&used, 1024).collect();
+        assert_eq!(
+            p,
+            vec![(100, 50), (1000, 24), (1024, 1024), (2048, 1024), (3072, 928), (4096, 10)]
+        );
+        let total: u64 = p.iter().map(|x| x.1 as u64).sum();
+        assert_eq!(total, used.total());
+    }
+
+    #[test]
+    fn prepare_picks_the_codec() {
+        let mut p = Preparer::new(1, HashAlgo::Blake3).unwrap();
+        let zero = p.prepare(0, 0, 0, &[0u8; 4096]).unwrap();
+        assert_eq!(zero.header.codec, Codec::Zero);
+        assert!(zero.data.is_empty());
+        let text = b"ferry ".repeat(1000);
+        let z = p.prepare(1, 0, 4096, &text).unwrap();
+        assert_eq!(z.header.codec, Codec::Zstd);
+        assert!(z.data.len() < text.len());
+        assert_eq!(zstd::bulk::decompress(&z.data, text.len()).unwrap(), text);
+        assert_eq!(z.header.hash, digest::hash(HashAlgo::Blake3, &text));
+        let mut noise = vec![0u8; 4096];
+        blake3::Hasher::new().finalize_xof().fill(&mut noise);
+        let raw = p.prepare(2, 0, 0, &noise).unwrap();
+        assert_eq!(raw.header.codec, Codec::None);
+        assert_eq!(&raw.data[..], &noise[..]);
+    }
+}

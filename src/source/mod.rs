@@ -1,0 +1,5 @@
+//! The source side of a transfer: opening volumes, cutting them into chunks,
+//! hashing and compressing them, and sending them.
+
+pub mod chunk;
+pub mod volumes;

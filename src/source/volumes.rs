@@ -1,0 +1,266 @@
+//! Opening the volumes a transfer sends, by the names the inventory prints:
+//! a whole disk (`/dev/sda`, `disk.img`), a partition (`disk.img:2`) or an LVM
+//! logical volume (`vg0/root`). Each comes with its used map and a reader the
+//! pipeline's worker threads can share. Everything is opened read-only.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+
+use crate::disk::sysfs::{self, Roots};
+use crate::disk::{SharedReader, Slice, SourceDisk};
+use crate::inventory::{inventory, Disk, Inventory, InventoryConfig, VolumeGroup};
+use crate::layout::lvm::map::SharedLv;
+use crate::layout::lvm::{LvMeta, PvMeta, VgMeta};
+use crate::layout::ranges::RangeSet;
+
+/// A volume ready to be read.
+pub struct SourceVolume {
+    /// The inventory's name for it.
+    pub name: String,
+    pub size: u64,
+    /// The byte ranges to send; nothing else is read.
+    pub used: RangeSet,
+    pub reader: SharedReader,
+}
+
+impl std::fmt::Debug for SourceVolume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceVolume")
+            .field("name", &self.name)
+            .field("size", &self.size)
+            .field("used", &self.used.total())
+            .finish()
+    }
+}
+
+/// What a volume name refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Name {
+    Disk(PathBuf),
+    Partition(PathBuf, u32),
+    Lv(String, String),
+}
+
+fn parse_name(name: &str) -> anyhow::Result<Name> {
+    if Path::new(name).exists() {
+        return Ok(Name::Disk(name.into()));
+    }
+    if let Some((disk, n)) = name.rsplit_once(':') {
+        if let (true, Ok(n)) = (Path::new(disk).exists(), n.parse::<u32>()) {
+            return Ok(Name::Partition(disk.into(), n));
+        }
+    }
+    match name.split_once('/') {
+        Some((vg, lv)) if !vg.is_empty() && !lv.is_empty() && !lv.contains('/') => {
+            Ok(Name::Lv(vg.into(), lv.into()))
+        }
+        _ => bail!(
+            "{name}: no such disk or image file, partition (DISK:N) or logical volume (VG/LV)"
+        ),
+    }
+}
+
+/// Open `names`. `scan` lists extra disks or image files to search for the
+/// PVs of named LVs; when an LV is named and `scan` is empty, every block
+/// device is searched. Damage on a disk the volumes live on is an error.
+pub fn open_volumes(names: &[String], scan: &[PathBuf], roots: &Roots) -> anyhow::Result<Vec<SourceVolume>> {
+    anyhow::ensure!(!names.is_empty(), "no volumes to send");
+    let parsed: Vec<Name> = names.iter().map(|n| parse_name(n)).collect::<anyhow::Result<_>>()?;
+    let mut paths: Vec<PathBuf> = Vec::new();
+    let mut add = |p: &Path| {
+        if !paths.iter().any(|q| q == p) {
+            paths.push(p.to_path_buf());
+        }
+    };
+    for n in &parsed {
+        match n {
+            Name::Disk(p) | Name::Partition(p, _) => add(p),
+            Name::Lv(..) => {}
+        }
+    }
+    scan.iter().for_each(|p| add(p));
+    if parsed.iter().any(|n| matches!(n, Name::Lv(..))) && scan.is_empty() {
+        for p in sysfs::discover(roots).context("listing block devices to find LVM PVs")? {
+            add(&p);
+        }
+    }
+    let cfg = InventoryConfig {
+        paths,
+        with_ranges: true,
+        roots: roots.clone(),
+    };
+    let inv = inventory(&cfg)?;
+    let mut readers = Readers::default();
+    parsed
+        .iter()
+        .zip(names)
+        .map(|(n, name)| open_one(&inv, n, name, &mut readers))
+        .collect()
+}
+
+/// Opened disks and partition readers, shared between volumes.
+#[derive(Default)]
+struct Readers {
+    disks: HashMap<String, Arc<SourceDisk>>,
+}
+
+impl Readers {
+    fn disk(&mut self, path: &str) -> anyhow::Result<Arc<SourceDisk>> {
+        if let Some(d) = self.disks.get(path) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(SourceDisk::open(Path::new(path)).with_context(|| format!("opening {path}"))?);
+        self.disks.insert(path.to_string(), d.clone());
+        Ok(d)
+    }
+
+    /// A reader for a disk or partition volume name as the inventory spells it.
+    fn volume(&mut self, inv: &Inventory, volume: &str) -> anyhow::Result<SharedReader> {
+        for d in &inv.disks {
+            if d.path == volume {
+                return Ok(self.disk(&d.path)?);
+            }
+            if let Some(p) = d.partitions.iter().find(|p| p.volume == volume) {
+                let disk = self.disk(&d.path)?;
+                return Ok(Arc::new(Slice::new(disk, p.start, p.size)?));
+            }
+        }
+        bail!("{volume}: not found")
+    }
+}
+
+fn check_clean(inv: &Inventory, disk: &Disk, name: &str) -> anyhow::Result<()> {
+    let mine = |v: &str| v == disk.path || v.starts_with(&format!("{}:", disk.path));
+    let problems: Vec<String> = inv.errors.iter().filter(|e| mine(&e.volume)).map(|e| e.to_string()).collect();
+    if !problems.is_empty() {
+        bail!("{name}: its disk has damage ferry will not copy around:\n  {}", problems.join("\n  "));
+    }
+    Ok(())
+}
+
+fn open_one(inv: &Inventory, n: &Name, name: &str, readers: &mut Readers) -> anyhow::Result<SourceVolume> {
+    let find_disk = |p: &Path| -> anyhow::Result<&Disk> {
+        let want = p.display().to_string();
+        inv.disks
+            .iter()
+            .find(|d| d.path == want)
+            .ok_or_else(|| anyhow::anyhow!("{name}: {want} could not be opened"))
+    };
+    match n {
+        Name::Disk(p) => {
+            let d = find_disk(p)?;
+            check_clean(inv, d, name)?;
+            Ok(SourceVolume {
+                name: name.to_string(),
+                size: d.size,
+                used: d.used_ranges.clone().expect("ranges were asked for"),
+                reader: readers.volume(inv, &d.path)?,
+            })
+        }
+        Name::Partition(p, num) => {
+            let d = find_disk(p)?;
+            check_clean(inv, d, name)?;
+            let part = d
+                .partitions
+                .iter()
+                .find(|x| x.number == *num)
+                .ok_or_else(|| anyhow::anyhow!("{name}: {} has no partition {num}", d.path))?;
+            let used = match &part.content {
+                Some(c) => c.used_ranges.clone().expect("ranges were asked for"),
+                None => bail!("{name}: an extended partition is a container; name its logical partitions"),
+            };
+            Ok(SourceVolume {
+                name: name.to_string(),
+                size: part.size,
+                used,
+                reader: readers.volume(inv, &part.volume)?,
+            })
+        }
+        Name::Lv(vg_name, lv_name) => {
+            let vg = inv
+                .volume_groups
+                .iter()
+                .find(|g| &g.name == vg_name)
+                .ok_or_else(|| anyhow::anyhow!("{name}: no volume group {vg_name} on the disks scanned"))?;
+            let i = vg
+                .lvs
+                .iter()
+                .position(|l| &l.name == lv_name)
+                .ok_or_else(|| anyhow::anyhow!("{name}: volume group {vg_name} has no LV {lv_name}"))?;
+            let lv = &vg.lvs[i];
+            anyhow::ensure!(
+                lv.complete,
+                "{name}: incomplete (a PV is missing or a segment type is not mapped by ferry)"
+            );
+            let c = lv.content.as_ref().ok_or_else(|| anyhow::anyhow!("{name}: not scanned"))?;
+            if let Some(e) = &c.error {
+                bail!("{name}: {e}");
+            }
+            let pvs = vg
+                .pvs
+                .iter()
+                .map(|p| p.volume.as_deref().map(|v| readers.volume(inv, v)).transpose())
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let reader = SharedLv::new(Arc::new(vg_meta(vg)), i, pvs)?;
+            Ok(SourceVolume {
+                name: name.to_string(),
+                size: lv.size,
+                used: c.used_ranges.clone().expect("ranges were asked for"),
+                reader: Arc::new(reader),
+            })
+        }
+    }
+}
+
+/// The VG metadata back from its inventory form (what LV reads need).
+fn vg_meta(vg: &VolumeGroup) -> VgMeta {
+    VgMeta {
+        name: vg.name.clone(),
+        uuid: vg.uuid.clone(),
+        seqno: vg.seqno,
+        extent_size: vg.extent_size,
+        pvs: vg
+            .pvs
+            .iter()
+            .map(|p| PvMeta {
+                key: p.key.clone(),
+                uuid: p.uuid.clone(),
+                device_hint: p.device_hint.clone(),
+                pe_start: p.pe_start,
+                pe_count: p.pe_count,
+            })
+            .collect(),
+        lvs: vg
+            .lvs
+            .iter()
+            .map(|l| LvMeta {
+                name: l.name.clone(),
+                uuid: l.uuid.clone(),
+                visible: l.visible,
+                segments: l.segments.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let t = tempfile::tempdir().unwrap();
+        let img = t.path().join("d.img");
+        std::fs::write(&img, b"x").unwrap();
+        let s = img.display().to_string();
+        assert_eq!(parse_name(&s).unwrap(), Name::Disk(img.clone()));
+        assert_eq!(parse_name(&format!("{s}:3")).unwrap(), Name::Partition(img.clone(), 3));
+        assert_eq!(parse_name("vg0/root").unwrap(), Name::Lv("vg0".into(), "root".into()));
+        assert!(parse_name("nothing").is_err());
+        assert!(parse_name(&format!("{s}:x")).is_err());
+        assert!(parse_name("/nonexistent/dir/file.img").is_err());
+    }
+}
