@@ -8,5 +8,7 @@ pub mod disk;
 pub mod inventory;
 pub mod layout;
 pub mod proto;
+pub mod receiver;
+pub mod report;
 pub mod source;
 pub mod units;

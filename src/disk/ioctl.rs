@@ -7,6 +7,7 @@ use std::os::raw::{c_int, c_uint};
 nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
 nix::ioctl_read_bad!(blksszget, nix::request_code_none!(0x12, 104), c_int);
 nix::ioctl_read_bad!(blkpbszget, nix::request_code_none!(0x12, 123), c_uint);
+nix::ioctl_write_ptr_bad!(blkzeroout, nix::request_code_none!(0x12, 127), [u64; 2]);
 
 /// Size of a block device in bytes (BLKGETSIZE64).
 pub fn size_bytes(f: &impl AsRawFd) -> io::Result<u64> {
@@ -30,4 +31,14 @@ pub fn physical_sector_size(f: &impl AsRawFd) -> io::Result<u32> {
     // SAFETY: the fd is open; BLKPBSZGET writes one unsigned int into `v`.
     unsafe { blkpbszget(f.as_raw_fd(), &mut v) }.map_err(io::Error::from)?;
     Ok(v)
+}
+
+/// Zero `len` bytes at `offset` of a block device (BLKZEROOUT): the device
+/// writes or unmaps them without data crossing the bus.
+pub fn zero_out(f: &impl AsRawFd, offset: u64, len: u64) -> io::Result<()> {
+    let range = [offset, len];
+    // SAFETY: the fd is open; BLKZEROOUT reads two u64 from the pointer, which
+    // points at a live array of two u64.
+    unsafe { blkzeroout(f.as_raw_fd(), &range) }.map_err(io::Error::from)?;
+    Ok(())
 }

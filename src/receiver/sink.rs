@@ -1,0 +1,129 @@
+//! Receiver targets: block devices or image files, written only inside the
+//! extents a layout planned, and checked for exclusive use before anything is
+//! written.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{fallocate, FallocateFlags};
+
+use crate::disk::ioctl;
+use crate::disk::sysfs::{self, Roots};
+
+/// One target disk or image file.
+#[derive(Debug)]
+pub struct Target {
+    pub path: PathBuf,
+    file: File,
+    is_block: bool,
+}
+
+impl Target {
+    /// Open (an image file is created when missing) for writing.
+    pub fn open(path: &Path) -> io::Result<Target> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(!path.exists())
+            .truncate(false)
+            .open(path)?;
+        let is_block = file.metadata()?.file_type().is_block_device();
+        Ok(Target {
+            path: path.to_path_buf(),
+            file,
+            is_block,
+        })
+    }
+
+    pub fn is_block_device(&self) -> bool {
+        self.is_block
+    }
+
+    pub fn size(&self) -> io::Result<u64> {
+        if self.is_block {
+            ioctl::size_bytes(&self.file)
+        } else {
+            Ok(self.file.metadata()?.len())
+        }
+    }
+
+    /// Make room for `len` bytes: an image file grows (sparse); a device must
+    /// already be large enough (`Err` with its size otherwise).
+    pub fn ensure_size(&self, len: u64) -> Result<(), u64> {
+        let have = self.size().map_err(|_| 0u64)?;
+        if have >= len {
+            return Ok(());
+        }
+        if self.is_block {
+            return Err(have);
+        }
+        self.file.set_len(len).map_err(|_| have)
+    }
+
+    /// Why the target may not be written: mounted, swap, held (an active PV,
+    /// a dm mapping), or an image file attached to a loop device.
+    pub fn in_use(&self, roots: &Roots) -> Vec<String> {
+        if self.is_block {
+            sysfs::kernel_name(&self.path).map_or_else(Vec::new, |n| sysfs::in_use(roots, &n))
+        } else {
+            sysfs::loops_backed_by(roots, &self.path)
+                .into_iter()
+                .map(|l| format!("attached to /dev/{l}"))
+                .collect()
+        }
+    }
+
+    pub fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_all_at(data, offset)
+    }
+
+    /// Make `[offset, offset+len)` read as zeros: BLKZEROOUT on a device, a
+    /// punched hole (the file stays sparse) on an image file.
+    pub fn zero(&self, offset: u64, len: u64) -> io::Result<()> {
+        if self.is_block {
+            return ioctl::zero_out(&self.file, offset, len);
+        }
+        let flags = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        match fallocate(self.file.as_fd(), flags, offset as i64, len as i64) {
+            Ok(()) => Ok(()),
+            // A filesystem without hole punching: write the zeros.
+            Err(nix::errno::Errno::EOPNOTSUPP) => self.write_at(&vec![0u8; len as usize], offset),
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
+
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
+    /// Make everything written so far durable.
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_target_grows_writes_and_zeroes() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("target.img");
+        let tg = Target::open(&p).unwrap();
+        assert!(!tg.is_block_device());
+        tg.ensure_size(1 << 20).unwrap();
+        assert_eq!(tg.size().unwrap(), 1 << 20);
+        tg.write_at(&[7u8; 8192], 4096).unwrap();
+        tg.zero(4096, 4096).unwrap();
+        let mut b = vec![1u8; 8192];
+        tg.read_at(&mut b, 4096).unwrap();
+        assert!(b[..4096].iter().all(|&x| x == 0));
+        assert!(b[4096..].iter().all(|&x| x == 7));
+        tg.sync().unwrap();
+        assert!(tg.in_use(&Roots::system()).is_empty());
+    }
+}

@@ -1,0 +1,3 @@
+//! Task records: the events log (and, with the reports issue, the report files).
+
+pub mod events;
