@@ -2,7 +2,7 @@
 //! held (BLAKE3, or xxh3-128 when CPU is scarce), and the CRC-64 (NVMe
 //! polynomial) that reports list.
 
-use super::message::{HashAlgo, HASH_LEN};
+use super::message::{HASH_LEN, HashAlgo};
 
 pub fn hash(algo: HashAlgo, data: &[u8]) -> [u8; HASH_LEN] {
     match algo {

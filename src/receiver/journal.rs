@@ -24,7 +24,9 @@ pub struct Journal {
 pub fn valid_task(task: &str) -> bool {
     !task.is_empty()
         && task.len() <= 128
-        && task.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && task
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && !task.starts_with('.')
 }
 
@@ -36,9 +38,9 @@ impl Journal {
     pub fn load(state_dir: &Path, task: &str) -> anyhow::Result<Option<Journal>> {
         let p = path(state_dir, task);
         match fs::read(&p) {
-            Ok(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| {
-                anyhow::anyhow!("{}: {e}", p.display())
-            })?)),
+            Ok(b) => Ok(Some(
+                serde_json::from_slice(&b).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(anyhow::anyhow!("{}: {e}", p.display())),
         }

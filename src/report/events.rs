@@ -41,7 +41,9 @@ pub fn log(state_dir: &Path, task: &str, event: &str, detail: &str) {
 
 /// The current time as RFC 3339 UTC, to the second.
 pub fn utc_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     utc(secs)
 }
 
@@ -83,7 +85,10 @@ mod tests {
         log(t.path(), "task-1", "task-start", "full pass");
         log(t.path(), "task-1", "task-finish", "done \"ok\"");
         let text = std::fs::read_to_string(t.path().join("events.jsonl")).unwrap();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["detail"], "done \"ok\"");
         assert_eq!(lines[0]["event"], "task-start");

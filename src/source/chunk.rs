@@ -48,7 +48,13 @@ impl Preparer {
 
     /// The wire chunk for `data` going to `target` at `offset`: zero chunks
     /// carry no data; data that does not shrink travels raw.
-    pub fn prepare(&mut self, seq: u64, target: u32, offset: u64, data: &[u8]) -> std::io::Result<Chunk> {
+    pub fn prepare(
+        &mut self,
+        seq: u64,
+        target: u32,
+        offset: u64,
+        data: &[u8],
+    ) -> std::io::Result<Chunk> {
         let hash = digest::hash(self.algo, data);
         let crc64 = digest::crc64(data);
         let (codec, payload) = if digest::is_zero(data) {
@@ -89,7 +95,14 @@ mod tests {
         let p: Vec<_> = pieces(&used, 1024).collect();
         assert_eq!(
             p,
-            vec![(100, 50), (1000, 24), (1024, 1024), (2048, 1024), (3072, 928), (4096, 10)]
+            vec![
+                (100, 50),
+                (1000, 24),
+                (1024, 1024),
+                (2048, 1024),
+                (3072, 928),
+                (4096, 10)
+            ]
         );
         let total: u64 = p.iter().map(|x| x.1 as u64).sum();
         assert_eq!(total, used.total());

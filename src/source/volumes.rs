@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 
 use crate::disk::sysfs::{self, Roots};
 use crate::disk::{SharedReader, Slice, SourceDisk};
-use crate::inventory::{inventory, Disk, Inventory, InventoryConfig, VolumeGroup};
+use crate::inventory::{Disk, Inventory, InventoryConfig, VolumeGroup, inventory};
 use crate::layout::lvm::map::SharedLv;
 use crate::layout::lvm::{LvMeta, PvMeta, VgMeta};
 use crate::layout::ranges::RangeSet;
@@ -48,10 +48,10 @@ fn parse_name(name: &str) -> anyhow::Result<Name> {
     if Path::new(name).exists() {
         return Ok(Name::Disk(name.into()));
     }
-    if let Some((disk, n)) = name.rsplit_once(':') {
-        if let (true, Ok(n)) = (Path::new(disk).exists(), n.parse::<u32>()) {
-            return Ok(Name::Partition(disk.into(), n));
-        }
+    if let Some((disk, Ok(n))) = name.rsplit_once(':').map(|(d, n)| (d, n.parse::<u32>()))
+        && Path::new(disk).exists()
+    {
+        return Ok(Name::Partition(disk.into(), n));
     }
     match name.split_once('/') {
         Some((vg, lv)) if !vg.is_empty() && !lv.is_empty() && !lv.contains('/') => {
@@ -66,9 +66,16 @@ fn parse_name(name: &str) -> anyhow::Result<Name> {
 /// Open `names`. `scan` lists extra disks or image files to search for the
 /// PVs of named LVs; when an LV is named and `scan` is empty, every block
 /// device is searched. Damage on a disk the volumes live on is an error.
-pub fn open_volumes(names: &[String], scan: &[PathBuf], roots: &Roots) -> anyhow::Result<Vec<SourceVolume>> {
+pub fn open_volumes(
+    names: &[String],
+    scan: &[PathBuf],
+    roots: &Roots,
+) -> anyhow::Result<Vec<SourceVolume>> {
     anyhow::ensure!(!names.is_empty(), "no volumes to send");
-    let parsed: Vec<Name> = names.iter().map(|n| parse_name(n)).collect::<anyhow::Result<_>>()?;
+    let parsed: Vec<Name> = names
+        .iter()
+        .map(|n| parse_name(n))
+        .collect::<anyhow::Result<_>>()?;
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut add = |p: &Path| {
         if !paths.iter().any(|q| q == p) {
@@ -112,7 +119,8 @@ impl Readers {
         if let Some(d) = self.disks.get(path) {
             return Ok(d.clone());
         }
-        let d = Arc::new(SourceDisk::open(Path::new(path)).with_context(|| format!("opening {path}"))?);
+        let d =
+            Arc::new(SourceDisk::open(Path::new(path)).with_context(|| format!("opening {path}"))?);
         self.disks.insert(path.to_string(), d.clone());
         Ok(d)
     }
@@ -134,14 +142,27 @@ impl Readers {
 
 fn check_clean(inv: &Inventory, disk: &Disk, name: &str) -> anyhow::Result<()> {
     let mine = |v: &str| v == disk.path || v.starts_with(&format!("{}:", disk.path));
-    let problems: Vec<String> = inv.errors.iter().filter(|e| mine(&e.volume)).map(|e| e.to_string()).collect();
+    let problems: Vec<String> = inv
+        .errors
+        .iter()
+        .filter(|e| mine(&e.volume))
+        .map(|e| e.to_string())
+        .collect();
     if !problems.is_empty() {
-        bail!("{name}: its disk has damage ferry will not copy around:\n  {}", problems.join("\n  "));
+        bail!(
+            "{name}: its disk has damage ferry will not copy around:\n  {}",
+            problems.join("\n  ")
+        );
     }
     Ok(())
 }
 
-fn open_one(inv: &Inventory, n: &Name, name: &str, readers: &mut Readers) -> anyhow::Result<SourceVolume> {
+fn open_one(
+    inv: &Inventory,
+    n: &Name,
+    name: &str,
+    readers: &mut Readers,
+) -> anyhow::Result<SourceVolume> {
     let find_disk = |p: &Path| -> anyhow::Result<&Disk> {
         let want = p.display().to_string();
         inv.disks
@@ -170,7 +191,9 @@ fn open_one(inv: &Inventory, n: &Name, name: &str, readers: &mut Readers) -> any
                 .ok_or_else(|| anyhow::anyhow!("{name}: {} has no partition {num}", d.path))?;
             let used = match &part.content {
                 Some(c) => c.used_ranges.clone().expect("ranges were asked for"),
-                None => bail!("{name}: an extended partition is a container; name its logical partitions"),
+                None => bail!(
+                    "{name}: an extended partition is a container; name its logical partitions"
+                ),
             };
             Ok(SourceVolume {
                 name: name.to_string(),
@@ -184,25 +207,37 @@ fn open_one(inv: &Inventory, n: &Name, name: &str, readers: &mut Readers) -> any
                 .volume_groups
                 .iter()
                 .find(|g| &g.name == vg_name)
-                .ok_or_else(|| anyhow::anyhow!("{name}: no volume group {vg_name} on the disks scanned"))?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!("{name}: no volume group {vg_name} on the disks scanned")
+                })?;
             let i = vg
                 .lvs
                 .iter()
                 .position(|l| &l.name == lv_name)
-                .ok_or_else(|| anyhow::anyhow!("{name}: volume group {vg_name} has no LV {lv_name}"))?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!("{name}: volume group {vg_name} has no LV {lv_name}")
+                })?;
             let lv = &vg.lvs[i];
             anyhow::ensure!(
                 lv.complete,
                 "{name}: incomplete (a PV is missing or a segment type is not mapped by ferry)"
             );
-            let c = lv.content.as_ref().ok_or_else(|| anyhow::anyhow!("{name}: not scanned"))?;
+            let c = lv
+                .content
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("{name}: not scanned"))?;
             if let Some(e) = &c.error {
                 bail!("{name}: {e}");
             }
             let pvs = vg
                 .pvs
                 .iter()
-                .map(|p| p.volume.as_deref().map(|v| readers.volume(inv, v)).transpose())
+                .map(|p| {
+                    p.volume
+                        .as_deref()
+                        .map(|v| readers.volume(inv, v))
+                        .transpose()
+                })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let reader = SharedLv::new(Arc::new(vg_meta(vg)), i, pvs)?;
             Ok(SourceVolume {
@@ -257,8 +292,14 @@ mod tests {
         std::fs::write(&img, b"x").unwrap();
         let s = img.display().to_string();
         assert_eq!(parse_name(&s).unwrap(), Name::Disk(img.clone()));
-        assert_eq!(parse_name(&format!("{s}:3")).unwrap(), Name::Partition(img.clone(), 3));
-        assert_eq!(parse_name("vg0/root").unwrap(), Name::Lv("vg0".into(), "root".into()));
+        assert_eq!(
+            parse_name(&format!("{s}:3")).unwrap(),
+            Name::Partition(img.clone(), 3)
+        );
+        assert_eq!(
+            parse_name("vg0/root").unwrap(),
+            Name::Lv("vg0".into(), "root".into())
+        );
         assert!(parse_name("nothing").is_err());
         assert!(parse_name(&format!("{s}:x")).is_err());
         assert!(parse_name("/nonexistent/dir/file.img").is_err());
