@@ -1,6 +1,8 @@
 //! Command line: clap derive, one file per subcommand.
 
 mod inventory;
+mod receive;
+mod send;
 
 use clap::{Parser, Subcommand};
 
@@ -19,12 +21,18 @@ pub struct Cli {
 pub enum Command {
     /// List disks, partition tables, LVM volumes, filesystems and used space.
     Inventory(inventory::InventoryArgs),
+    /// Receive volumes into target disks or image files (data on port 8703).
+    Receive(receive::ReceiveArgs),
+    /// Send volumes' used blocks to a receiver.
+    Send(send::SendArgs),
 }
 
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Inventory(a) => inventory::run(a),
+        Command::Receive(a) => receive::run(a),
+        Command::Send(a) => send::run(a),
     }
 }
 

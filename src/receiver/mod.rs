@@ -1,4 +1,8 @@
 //! The receiver: listener, sessions, targets and journal.
 
 pub mod journal;
+pub mod server;
+pub mod session;
 pub mod sink;
+
+pub use server::{ReceiveConfig, Receiver};

@@ -2,4 +2,5 @@
 //! hashing and compressing them, and sending them.
 
 pub mod chunk;
+pub mod send;
 pub mod volumes;

@@ -1,0 +1,200 @@
+//! The receiver's listener: TLS on the data port, a limit on concurrent
+//! sessions, rate limiting of failed pairing attempts, one handler per
+//! connection, and a shutdown signal (the mini-redis shape).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use super::session::{self, Refusal};
+use super::sink::Target;
+use crate::disk::sysfs::Roots;
+use crate::proto::codec::{MAX_FRAME, write_message};
+use crate::proto::message::{ErrorCode, ErrorMsg, Message};
+use crate::proto::tls::Identity;
+use crate::report::events;
+
+/// Failed pairing attempts allowed per address within [`FAIL_WINDOW`].
+pub const MAX_FAILURES: usize = 5;
+pub const FAIL_WINDOW: Duration = Duration::from_secs(60);
+
+/// What `ferry receive` is configured with.
+#[derive(Debug, Clone)]
+pub struct ReceiveConfig {
+    pub targets: Vec<PathBuf>,
+    pub state_dir: PathBuf,
+    /// The pairing code; a new one is made when `None`.
+    pub code: Option<String>,
+    /// Name the receiver gives itself in Welcome.
+    pub name: String,
+    /// Write targets even when they look in use.
+    pub force: bool,
+    pub max_sessions: usize,
+    pub roots: Roots,
+}
+
+/// State shared by every session.
+pub struct Receiver {
+    pub code: String,
+    pub fingerprint: [u8; 32],
+    pub name: String,
+    pub state_dir: PathBuf,
+    pub targets: Vec<Target>,
+    pub force: bool,
+    pub roots: Roots,
+    /// Held by the session writing the targets.
+    pub writing: tokio::sync::Mutex<()>,
+    max_sessions: usize,
+    sessions: AtomicU64,
+    failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+    acceptor: TlsAcceptor,
+}
+
+impl Receiver {
+    /// Load or create the identity, open the targets (refusing ones in use
+    /// unless forced), and make the pairing code.
+    pub fn new(cfg: &ReceiveConfig) -> anyhow::Result<Arc<Receiver>> {
+        anyhow::ensure!(
+            !cfg.targets.is_empty(),
+            "no targets: give --target DISK|FILE"
+        );
+        let identity = Identity::load_or_create(&cfg.state_dir)?;
+        let mut targets = Vec::new();
+        for p in &cfg.targets {
+            let t = Target::open(p).with_context(|| format!("opening target {}", p.display()))?;
+            let busy = t.in_use(&cfg.roots);
+            anyhow::ensure!(
+                busy.is_empty() || cfg.force,
+                "target {} is in use ({}); refusing it (--force overrides)",
+                p.display(),
+                busy.join("; ")
+            );
+            targets.push(t);
+        }
+        Ok(Arc::new(Receiver {
+            code: cfg
+                .code
+                .clone()
+                .unwrap_or_else(crate::proto::pairing::new_code),
+            fingerprint: identity.fingerprint(),
+            name: cfg.name.clone(),
+            state_dir: cfg.state_dir.clone(),
+            targets,
+            force: cfg.force,
+            roots: cfg.roots.clone(),
+            writing: tokio::sync::Mutex::new(()),
+            max_sessions: cfg.max_sessions.max(1),
+            sessions: AtomicU64::new(0),
+            failures: Mutex::new(HashMap::new()),
+            acceptor: TlsAcceptor::from(identity.server_config()?),
+        }))
+    }
+
+    pub fn next_session(&self) -> u64 {
+        self.sessions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn record_failure(&self, ip: IpAddr) {
+        let mut f = self.failures.lock().expect("failures lock");
+        f.entry(ip).or_default().push(Instant::now());
+    }
+
+    /// Whether `ip` made too many failed attempts lately.
+    pub fn rate_limited(&self, ip: IpAddr) -> bool {
+        let mut f = self.failures.lock().expect("failures lock");
+        let list = f.entry(ip).or_default();
+        list.retain(|t| t.elapsed() < FAIL_WINDOW);
+        list.len() >= MAX_FAILURES
+    }
+
+    /// Serve connections on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let limit = Arc::new(tokio::sync::Semaphore::new(self.max_sessions));
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = &mut shutdown => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                events::log(
+                    &self.state_dir,
+                    "-",
+                    "session-refused",
+                    &format!("{peer}: too many sessions"),
+                );
+                continue;
+            };
+            let rx = self.clone();
+            tokio::spawn(async move {
+                rx.handle(tcp, peer).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn handle(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
+        let tls = match tokio::time::timeout(session::HELLO_TIMEOUT, self.acceptor.accept(tcp))
+            .await
+        {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => return self.refused("-", peer, &format!("TLS handshake failed: {e}")),
+            Err(_) => return self.refused("-", peer, "TLS handshake timed out"),
+        };
+        let (mut r, mut w) = tokio::io::split(tls);
+        if self.rate_limited(peer.ip()) {
+            let msg = format!("too many failed attempts; wait {} s", FAIL_WINDOW.as_secs());
+            let e = Message::Error(ErrorMsg {
+                code: ErrorCode::RateLimited,
+                message: msg.clone(),
+            });
+            let _ = write_message(&mut w, &e, MAX_FRAME).await;
+            return self.refused("-", peer, &msg);
+        }
+        match session::run(&self, &mut r, &mut w, peer).await {
+            Ok(out) => eprintln!(
+                "ferry receive: task {} from {peer}: {} chunks, {} bytes written",
+                out.task, out.chunks, out.bytes
+            ),
+            Err(Refusal { code, message }) => {
+                let e = Message::Error(ErrorMsg {
+                    code,
+                    message: message.clone(),
+                });
+                let _ = write_message(&mut w, &e, MAX_FRAME).await;
+                self.refused("-", peer, &format!("{message} ({code:?})"));
+            }
+        }
+        let mut tls = r.unsplit(w);
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+    }
+
+    fn refused(&self, task: &str, peer: SocketAddr, why: &str) {
+        eprintln!("ferry receive: session from {peer} ended: {why}");
+        events::log(
+            &self.state_dir,
+            task,
+            "session-refused",
+            &format!("{peer}: {why}"),
+        );
+    }
+}

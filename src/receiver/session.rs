@@ -1,0 +1,435 @@
+//! One data session: handshake (version, pairing proof), layout checks, then
+//! chunks written inside the planned extents, checkpoints and finish.
+//!
+//! Nothing is written before the layout is accepted; a chunk outside the plan,
+//! with a bad hash or that decompresses past its declared length ends the
+//! session with an error and is not written.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::journal::{Journal, valid_task};
+use super::server::Receiver;
+use crate::layout::ranges::RangeSet;
+use crate::proto::codec::{MAX_FRAME, read_message, write_message};
+use crate::proto::message::*;
+use crate::proto::{digest, pairing, version};
+use crate::report::events;
+
+/// How long a source may take to say Hello, and to send the next frame.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Why a session ended early: sent to the source as an Error, logged, shown.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+/// What a completed session did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub task: String,
+    pub chunks: u64,
+    pub bytes: u64,
+}
+
+async fn next<R: AsyncRead + Unpin>(r: &mut R, limit: Duration) -> Result<Message, Refusal> {
+    match tokio::time::timeout(limit, read_message(r, MAX_FRAME)).await {
+        Err(_) => Err(refuse(
+            ErrorCode::Internal,
+            "timed out waiting for the source",
+        )),
+        Ok(Ok(Some(m))) => Ok(m),
+        Ok(Ok(None)) => Err(refuse(
+            ErrorCode::Internal,
+            "the source closed the connection",
+        )),
+        Ok(Err(crate::proto::FrameError::TooLarge { len, max })) => Err(refuse(
+            ErrorCode::FrameTooLarge,
+            format!("frame of {len} bytes exceeds the {max}-byte limit"),
+        )),
+        Ok(Err(e)) => Err(refuse(ErrorCode::MalformedFrame, e.to_string())),
+    }
+}
+
+async fn send<W: AsyncWrite + Unpin>(w: &mut W, m: &Message) -> Result<(), Refusal> {
+    write_message(w, m, MAX_FRAME).await.map_err(|e| {
+        refuse(
+            ErrorCode::Internal,
+            format!("cannot write to the source: {e}"),
+        )
+    })
+}
+
+/// Run a session on an established TLS stream.
+pub async fn run<R, W>(
+    rx: &Arc<Receiver>,
+    r: &mut R,
+    w: &mut W,
+    peer: SocketAddr,
+) -> Result<Outcome, Refusal>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // Hello: version and pairing proof.
+    let hello = match next(r, HELLO_TIMEOUT).await? {
+        Message::Hello(h) => h,
+        other => {
+            return Err(refuse(
+                ErrorCode::MalformedFrame,
+                format!("expected Hello, got message kind {}", other.kind()),
+            ));
+        }
+    };
+    let Some(v) = version::negotiate(hello.min_version, hello.max_version) else {
+        let m = Message::VersionMismatch(VersionMismatch {
+            min_version: version::MIN,
+            max_version: version::MAX,
+        });
+        let _ = send(w, &m).await;
+        return Err(refuse(
+            ErrorCode::BadVersion,
+            format!(
+                "the source speaks protocol {}..{}, this receiver {}..{}",
+                hello.min_version,
+                hello.max_version,
+                version::MIN,
+                version::MAX
+            ),
+        ));
+    };
+    if !pairing::verify(&rx.code, &rx.fingerprint, &hello.nonce, &hello.proof) {
+        rx.record_failure(peer.ip());
+        return Err(refuse(ErrorCode::BadPairingCode, "wrong pairing code"));
+    }
+    if !valid_task(&hello.task) {
+        return Err(refuse(
+            ErrorCode::UnknownTask,
+            format!("task name {:?} is not valid", hello.task),
+        ));
+    }
+    let session = rx.next_session();
+    send(
+        w,
+        &Message::Welcome(Welcome {
+            version: v,
+            receiver: rx.name.clone(),
+            session,
+        }),
+    )
+    .await?;
+    events::log(
+        &rx.state_dir,
+        &hello.task,
+        "session-start",
+        &format!("from {peer} ({}), session {session}", hello.source),
+    );
+
+    // Layout: checks before anything is written; one writing session at a time.
+    let layout = match next(r, IDLE_TIMEOUT).await? {
+        Message::Layout(l) => l,
+        other => {
+            return Err(refuse(
+                ErrorCode::MalformedFrame,
+                format!("expected Layout, got message kind {}", other.kind()),
+            ));
+        }
+    };
+    let _busy = rx.writing.try_lock().map_err(|_| {
+        refuse(
+            ErrorCode::TargetInUse,
+            "the targets are being written by another session",
+        )
+    })?;
+    let planned = rx.check_layout(&layout)?;
+    let digest = layout_digest(&layout);
+    let journal = Journal::load(&rx.state_dir, &hello.task)
+        .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+    let resume_seq = match &journal {
+        Some(j) if j.layout_digest == digest && layout.pass != Pass::Full => j.durable_seq,
+        _ => 0,
+    };
+    let mut journal = Journal {
+        task: hello.task.clone(),
+        layout_digest: digest,
+        durable_seq: resume_seq,
+        durable_bytes: journal
+            .filter(|_| resume_seq > 0)
+            .map_or(0, |j| j.durable_bytes),
+        finished: false,
+    };
+    journal
+        .save(&rx.state_dir)
+        .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+    send(w, &Message::LayoutAccepted(LayoutAccepted { resume_seq })).await?;
+    events::log(
+        &rx.state_dir,
+        &hello.task,
+        "task-start",
+        &format!(
+            "{:?} pass, {} volume(s), resuming at chunk {resume_seq}",
+            layout.pass,
+            layout.volumes.len()
+        ),
+    );
+
+    let mut out = Outcome {
+        task: hello.task.clone(),
+        ..Default::default()
+    };
+    let mut expect = resume_seq;
+    let mut decompressor =
+        zstd::bulk::Decompressor::new().map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+    loop {
+        match next(r, IDLE_TIMEOUT).await? {
+            Message::Chunk(c) => {
+                if c.header.seq != expect {
+                    return Err(refuse(
+                        ErrorCode::MalformedFrame,
+                        format!(
+                            "chunk {} arrived where chunk {expect} was due",
+                            c.header.seq
+                        ),
+                    ));
+                }
+                let n = tokio::task::block_in_place(|| {
+                    rx.write_chunk(&planned, layout.hash, &c, &mut decompressor)
+                })?;
+                expect += 1;
+                out.chunks += 1;
+                out.bytes += n;
+                journal.durable_bytes += n;
+            }
+            Message::Checkpoint { seq } => {
+                tokio::task::block_in_place(|| rx.sync())?;
+                journal.durable_seq = seq.min(expect);
+                journal
+                    .save(&rx.state_dir)
+                    .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+                send(
+                    w,
+                    &Message::Ack {
+                        seq: journal.durable_seq,
+                        bytes_durable: journal.durable_bytes,
+                    },
+                )
+                .await?;
+            }
+            Message::Finish { chunks, bytes } => {
+                tokio::task::block_in_place(|| rx.sync())?;
+                journal.durable_seq = expect;
+                journal.finished = true;
+                journal
+                    .save(&rx.state_dir)
+                    .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+                send(
+                    w,
+                    &Message::Finished {
+                        chunks: expect,
+                        bytes: journal.durable_bytes,
+                    },
+                )
+                .await?;
+                events::log(
+                    &rx.state_dir,
+                    &hello.task,
+                    "task-finish",
+                    &format!(
+                        "{} chunks, {} bytes this session; the source sent {chunks} chunks, {bytes} bytes in all",
+                        out.chunks, out.bytes
+                    ),
+                );
+                return Ok(out);
+            }
+            Message::Error(e) => {
+                return Err(refuse(e.code, format!("the source gave up: {}", e.message)));
+            }
+            other => {
+                return Err(refuse(
+                    ErrorCode::MalformedFrame,
+                    format!("unexpected message kind {}", other.kind()),
+                ));
+            }
+        }
+    }
+}
+
+/// BLAKE3 of the layout's encoding, as hex.
+fn layout_digest(l: &Layout) -> String {
+    let mut w = crate::proto::wire::Writer::default();
+    Message::Layout(l.clone()).encode_payload(&mut w);
+    digest::hash_hex(HashAlgo::Blake3, &digest::hash(HashAlgo::Blake3, &w.0))
+}
+
+/// Target byte ranges a layout allows, per target.
+pub type Planned = Vec<RangeSet>;
+
+impl Receiver {
+    /// The layout must name known targets, fit them (image files grow), and
+    /// the targets must not be in use. Returns the planned ranges.
+    pub fn check_layout(&self, l: &Layout) -> Result<Planned, Refusal> {
+        if l.chunk_size == 0 || l.chunk_size as usize > MAX_FRAME / 2 {
+            return Err(refuse(
+                ErrorCode::MalformedFrame,
+                format!("chunk size {} is not allowed", l.chunk_size),
+            ));
+        }
+        let mut planned = vec![RangeSet::new(); self.targets.len()];
+        let mut need = vec![0u64; self.targets.len()];
+        for v in &l.volumes {
+            let t = v.target as usize;
+            if t >= self.targets.len() {
+                return Err(refuse(
+                    ErrorCode::TargetTooSmall,
+                    format!(
+                        "{} is planned for target {t}, but this receiver has {} target(s)",
+                        v.name,
+                        self.targets.len()
+                    ),
+                ));
+            }
+            for e in &v.extents {
+                let end = e
+                    .target_offset
+                    .checked_add(e.len)
+                    .ok_or_else(|| refuse(ErrorCode::MalformedFrame, "extent overflows"))?;
+                if e.source_offset
+                    .checked_add(e.len)
+                    .is_none_or(|x| x > v.size)
+                {
+                    return Err(refuse(
+                        ErrorCode::MalformedFrame,
+                        format!("{}: extent past the volume's {} bytes", v.name, v.size),
+                    ));
+                }
+                planned[t].insert(e.target_offset, e.len);
+                need[t] = need[t].max(end);
+            }
+            need[t] = need[t].max(v.size);
+        }
+        for (t, target) in self.targets.iter().enumerate() {
+            if need[t] == 0 {
+                continue;
+            }
+            let busy = target.in_use(&self.roots);
+            if !busy.is_empty() && !self.force {
+                return Err(refuse(
+                    ErrorCode::TargetInUse,
+                    format!(
+                        "{} is in use ({}); refusing to write it",
+                        target.path.display(),
+                        busy.join("; ")
+                    ),
+                ));
+            }
+            if let Err(have) = target.ensure_size(need[t]) {
+                return Err(refuse(
+                    ErrorCode::TargetTooSmall,
+                    format!(
+                        "{} holds {have} bytes; the plan needs {} (enlarge it by {})",
+                        target.path.display(),
+                        need[t],
+                        need[t] - have
+                    ),
+                ));
+            }
+        }
+        Ok(planned)
+    }
+
+    /// Check and write one chunk; returns the bytes it covers.
+    pub fn write_chunk(
+        &self,
+        planned: &Planned,
+        algo: HashAlgo,
+        c: &Chunk,
+        dec: &mut zstd::bulk::Decompressor,
+    ) -> Result<u64, Refusal> {
+        let h = &c.header;
+        let t = h.target as usize;
+        let len = h.len as u64;
+        let inside = planned.get(t).is_some_and(|p| {
+            h.offset.checked_add(len).is_some_and(|end| {
+                p.intersect(h.offset, end).map(|(a, b)| b - a).sum::<u64>() == len
+            })
+        });
+        if !inside || len == 0 {
+            return Err(refuse(
+                ErrorCode::OutOfExtent,
+                format!(
+                    "chunk {} ({} bytes at {} on target {t}) lies outside the planned extents; nothing written",
+                    h.seq, len, h.offset
+                ),
+            ));
+        }
+        let data: std::borrow::Cow<[u8]> = match h.codec {
+            Codec::None => std::borrow::Cow::Borrowed(&c.data[..]),
+            Codec::Zero => std::borrow::Cow::Owned(vec![0u8; h.len as usize]),
+            Codec::Zstd => {
+                let out = dec.decompress(&c.data, h.len as usize).map_err(|e| {
+                    refuse(
+                        ErrorCode::DecompressBound,
+                        format!(
+                            "chunk {}: does not decompress to at most {} bytes: {e}",
+                            h.seq, h.len
+                        ),
+                    )
+                })?;
+                if out.len() != h.len as usize {
+                    return Err(refuse(
+                        ErrorCode::DecompressBound,
+                        format!("chunk {}: {} bytes, declared {}", h.seq, out.len(), h.len),
+                    ));
+                }
+                std::borrow::Cow::Owned(out)
+            }
+        };
+        if digest::hash(algo, &data) != h.hash {
+            return Err(refuse(
+                ErrorCode::HashMismatch,
+                format!(
+                    "chunk {} at {} on target {t}: hash mismatch; nothing written",
+                    h.seq, h.offset
+                ),
+            ));
+        }
+        let target = &self.targets[t];
+        let res = match h.codec {
+            Codec::Zero => target.zero(h.offset, len),
+            _ => target.write_at(&data, h.offset),
+        };
+        res.map_err(|e| {
+            refuse(
+                ErrorCode::Internal,
+                format!("{}: write at {}: {e}", target.path.display(), h.offset),
+            )
+        })?;
+        Ok(len)
+    }
+
+    /// fdatasync every target.
+    pub fn sync(&self) -> Result<(), Refusal> {
+        for t in &self.targets {
+            t.sync().map_err(|e| {
+                refuse(
+                    ErrorCode::Internal,
+                    format!("{}: sync: {e}", t.path.display()),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,362 @@
+//! `ferry send`: a pass over the selected volumes to a receiver.
+//!
+//! Threads: one reader walks the chunks in order and reads their bytes; a pool
+//! of workers hashes and compresses them (one zstd context each); a collector
+//! puts the results back in order and frames them; the network side (tokio,
+//! TLS) writes frames, checkpoints every `checkpoint_bytes`, and reads acks.
+//! Every queue is bounded, so memory stays flat whatever the disk size.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver as StdReceiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::chunk::{CHUNK_SIZE, Preparer, pieces};
+use super::volumes::{SourceVolume, open_volumes};
+use crate::disk::sysfs::Roots;
+use crate::proto::codec::{MAX_FRAME, encode, read_message, write_message};
+use crate::proto::message::*;
+use crate::proto::{pairing, tls, version};
+
+/// Default port of the data protocol.
+pub const DATA_PORT: u16 = 8703;
+
+#[derive(Debug, Clone)]
+pub struct SendConfig {
+    /// `HOST[:PORT]` of the receiver (an IP address; names are not resolved
+    /// in the boot image).
+    pub receiver: String,
+    pub fingerprint: [u8; 32],
+    pub code: String,
+    /// The task name; the same name resumes.
+    pub task: String,
+    pub volumes: Vec<String>,
+    /// Extra disks to search for the PVs of named LVs.
+    pub scan: Vec<PathBuf>,
+    pub pass: Pass,
+    /// Worker threads for hashing and compression.
+    pub threads: usize,
+    pub level: i32,
+    pub hash: HashAlgo,
+    /// Ask the receiver to make data durable after this many bytes.
+    pub checkpoint_bytes: u64,
+    pub roots: Roots,
+}
+
+impl SendConfig {
+    /// Defaults for everything but where to and what.
+    pub fn new(
+        receiver: &str,
+        fingerprint: [u8; 32],
+        code: &str,
+        task: &str,
+        volumes: Vec<String>,
+    ) -> Self {
+        SendConfig {
+            receiver: receiver.to_string(),
+            fingerprint,
+            code: code.to_string(),
+            task: task.to_string(),
+            volumes,
+            scan: Vec::new(),
+            pass: Pass::Full,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            level: 1,
+            hash: HashAlgo::Blake3,
+            checkpoint_bytes: 256 << 20,
+            roots: Roots::system(),
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SendReport {
+    pub task: String,
+    /// Chunks below this were already durable on the receiver (resume).
+    pub resumed_at: u64,
+    pub chunks: u64,
+    pub chunks_sent: u64,
+    pub zero_chunks: u64,
+    /// Used bytes covered by the chunks sent.
+    pub bytes: u64,
+    /// Bytes of chunk data on the wire (after compression).
+    pub wire_bytes: u64,
+    pub seconds: f64,
+}
+
+/// One chunk to read: which volume, where, and its sequence number.
+struct Job {
+    seq: u64,
+    volume: usize,
+    offset: u64,
+    len: u32,
+}
+
+/// A framed chunk, or why the pipeline stopped.
+enum Item {
+    Frame {
+        seq: u64,
+        len: u32,
+        zero: bool,
+        frame: Bytes,
+    },
+    Failed(String),
+}
+
+fn layout(volumes: &[SourceVolume], cfg: &SendConfig) -> Layout {
+    Layout {
+        pass: cfg.pass,
+        chunk_size: CHUNK_SIZE as u32,
+        hash: cfg.hash,
+        volumes: volumes
+            .iter()
+            .enumerate()
+            .map(|(i, v)| VolumePlan {
+                name: v.name.clone(),
+                target: i as u32,
+                size: v.size,
+                // Until the planner lands: same offsets on the target.
+                extents: v
+                    .used
+                    .iter()
+                    .map(|(a, b)| Extent {
+                        source_offset: a,
+                        len: b - a,
+                        target_offset: a,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// Run one pass. Errors name what failed: the receiver's refusal, a read
+/// error with the volume and offset, a dropped connection.
+pub fn send(cfg: &SendConfig) -> anyhow::Result<SendReport> {
+    let volumes = open_volumes(&cfg.volumes, &cfg.scan, &cfg.roots)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(cfg, volumes))
+}
+
+fn addr(receiver: &str) -> anyhow::Result<std::net::SocketAddr> {
+    if let Ok(a) = receiver.parse() {
+        return Ok(a);
+    }
+    let ip: std::net::IpAddr = receiver
+        .parse()
+        .with_context(|| format!("receiver {receiver:?} is not IP[:PORT]"))?;
+    Ok((ip, DATA_PORT).into())
+}
+
+fn refusal(e: &ErrorMsg) -> anyhow::Error {
+    anyhow::anyhow!("the receiver refused: {} ({:?})", e.message, e.code)
+}
+
+async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<SendReport> {
+    let start = Instant::now();
+    let addr = addr(&cfg.receiver)?;
+    let tcp = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to the receiver at {addr}"))?;
+    tcp.set_nodelay(true)?;
+    let connector = tokio_rustls::TlsConnector::from(tls::client_config(cfg.fingerprint)?);
+    let tls = connector
+        .connect(tls::server_name(), tcp)
+        .await
+        .with_context(|| format!("TLS with the receiver at {addr}"))?;
+    let (mut r, mut w) = tokio::io::split(tls);
+
+    let nonce = pairing::nonce();
+    let hello = Hello {
+        min_version: version::MIN,
+        max_version: version::MAX,
+        nonce,
+        proof: pairing::proof(&cfg.code, &cfg.fingerprint, &nonce),
+        source: hostname(),
+        task: cfg.task.clone(),
+    };
+    write_message(&mut w, &Message::Hello(hello), MAX_FRAME).await?;
+    match read_message(&mut r, MAX_FRAME).await? {
+        Some(Message::Welcome(_)) => {}
+        Some(Message::VersionMismatch(v)) => bail!(
+            "the receiver speaks protocol {}..{}, this source {}..{}: use matching ferry versions",
+            v.min_version,
+            v.max_version,
+            version::MIN,
+            version::MAX
+        ),
+        Some(Message::Error(e)) => return Err(refusal(&e)),
+        other => bail!("unexpected reply to Hello: {other:?}"),
+    }
+    write_message(&mut w, &Message::Layout(layout(&volumes, cfg)), MAX_FRAME).await?;
+    let resume = match read_message(&mut r, MAX_FRAME).await? {
+        Some(Message::LayoutAccepted(a)) => a.resume_seq,
+        Some(Message::Error(e)) => return Err(refusal(&e)),
+        other => bail!("unexpected reply to Layout: {other:?}"),
+    };
+
+    let (frames_tx, mut frames_rx) = tokio::sync::mpsc::channel::<Item>(cfg.threads.max(1) * 2);
+    let pipeline = start_pipeline(cfg, volumes, resume, frames_tx);
+
+    let mut report = SendReport {
+        task: cfg.task.clone(),
+        resumed_at: resume,
+        ..Default::default()
+    };
+    let mut since_checkpoint = 0u64;
+    let mut next_seq = resume;
+    loop {
+        tokio::select! {
+            item = frames_rx.recv() => match item {
+                Some(Item::Frame { seq, len, zero, frame }) => {
+                    w.write_all(&frame).await.context("sending to the receiver")?;
+                    report.chunks_sent += 1;
+                    report.bytes += len as u64;
+                    report.wire_bytes += frame.len() as u64;
+                    report.zero_chunks += zero as u64;
+                    since_checkpoint += len as u64;
+                    next_seq = seq + 1;
+                    if since_checkpoint >= cfg.checkpoint_bytes {
+                        write_message(&mut w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
+                        since_checkpoint = 0;
+                    }
+                }
+                Some(Item::Failed(why)) => {
+                    let e = Message::Error(ErrorMsg { code: ErrorCode::Internal, message: why.clone() });
+                    let _ = write_message(&mut w, &e, MAX_FRAME).await;
+                    bail!("{why}");
+                }
+                None => break,
+            },
+            msg = read_message(&mut r, MAX_FRAME) => match msg? {
+                Some(Message::Ack { .. }) => {}
+                Some(Message::Error(e)) => return Err(refusal(&e)),
+                Some(other) => bail!("unexpected message from the receiver: kind {}", other.kind()),
+                None => bail!("the receiver closed the connection"),
+            },
+        }
+    }
+    let _ = pipeline.join();
+    report.chunks = next_seq;
+    write_message(
+        &mut w,
+        &Message::Finish {
+            chunks: next_seq,
+            bytes: report.bytes,
+        },
+        MAX_FRAME,
+    )
+    .await?;
+    loop {
+        match read_message(&mut r, MAX_FRAME).await? {
+            Some(Message::Ack { .. }) => continue,
+            Some(Message::Finished { .. }) => break,
+            Some(Message::Error(e)) => return Err(refusal(&e)),
+            other => bail!("unexpected reply to Finish: {other:?}"),
+        }
+    }
+    let mut tls = r.unsplit(w);
+    let _ = tls.shutdown().await;
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "source".into(), |s| s.trim().to_string())
+}
+
+/// Reader -> workers -> in-order collector -> `out`. Returns the collector's handle.
+fn start_pipeline(
+    cfg: &SendConfig,
+    volumes: Vec<SourceVolume>,
+    resume: u64,
+    out: tokio::sync::mpsc::Sender<Item>,
+) -> std::thread::JoinHandle<()> {
+    let threads = cfg.threads.max(1);
+    type Work = (Job, Vec<u8>, SyncSender<Result<Item, String>>);
+    let (work_tx, work_rx) = sync_channel::<Work>(threads * 2);
+    let (order_tx, order_rx) = sync_channel::<StdReceiver<Result<Item, String>>>(threads * 4);
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    for _ in 0..threads {
+        let rx = work_rx.clone();
+        let (level, algo) = (cfg.level, cfg.hash);
+        std::thread::spawn(move || {
+            let mut prep = match Preparer::new(level, algo) {
+                Ok(p) => p,
+                Err(_) => return,
+            };
+            loop {
+                let next = rx.lock().expect("work queue").recv();
+                let Ok((job, data, reply)) = next else { return };
+                let item = prep
+                    .prepare(job.seq, job.volume as u32, job.offset, &data)
+                    .map_err(|e| format!("compressing chunk {}: {e}", job.seq))
+                    .and_then(|c| {
+                        let zero = c.header.codec == Codec::Zero;
+                        encode(&Message::Chunk(c), MAX_FRAME)
+                            .map(|frame| Item::Frame {
+                                seq: job.seq,
+                                len: job.len,
+                                zero,
+                                frame,
+                            })
+                            .map_err(|e| e.to_string())
+                    });
+                let _ = reply.send(item);
+            }
+        });
+    }
+    std::thread::spawn(move || {
+        let mut seq = 0u64;
+        for (vi, v) in volumes.iter().enumerate() {
+            for (offset, len) in pieces(&v.used, CHUNK_SIZE) {
+                let s = seq;
+                seq += 1;
+                if s < resume {
+                    continue;
+                }
+                let mut data = vec![0u8; len as usize];
+                let (reply_tx, reply_rx) = sync_channel(1);
+                if let Err(e) = v.reader.read_exact_at(&mut data, offset) {
+                    let _ = reply_tx.send(Err(format!("reading {} at byte {offset}: {e}", v.name)));
+                    let _ = order_tx.send(reply_rx);
+                    return;
+                }
+                if order_tx.send(reply_rx).is_err() {
+                    return;
+                }
+                let job = Job {
+                    seq: s,
+                    volume: vi,
+                    offset,
+                    len,
+                };
+                if work_tx.send((job, data, reply_tx)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for rx in order_rx {
+            let item = match rx.recv() {
+                Ok(Ok(item)) => item,
+                Ok(Err(why)) => Item::Failed(why),
+                Err(_) => Item::Failed("a worker thread stopped".into()),
+            };
+            let failed = matches!(item, Item::Failed(_));
+            if out.blocking_send(item).is_err() || failed {
+                return;
+            }
+        }
+    })
+}

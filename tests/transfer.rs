@@ -1,0 +1,369 @@
+//! Fast tier: `ferry send` to an in-process receiver over TLS on 127.0.0.1
+//! (no root): data lands exactly on the used ranges, and bad peers (wrong code,
+//! wrong fingerprint, old versions, malformed or oversized frames, chunks
+//! outside the plan) are refused while the receiver keeps serving.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry::disk::sysfs::Roots;
+use ferry::proto::codec::{MAX_FRAME, read_message, write_message};
+use ferry::proto::message::*;
+use ferry::proto::{pairing, tls, version};
+use ferry::receiver::{ReceiveConfig, Receiver};
+use ferry::source::send::{SendConfig, send};
+use tokio::io::AsyncWriteExt;
+
+const CODE: &str = "TEST-CODE";
+
+struct Running {
+    rx: Arc<Receiver>,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = self.thread.take().unwrap().join();
+    }
+}
+
+fn start(dir: &Path, targets: Vec<PathBuf>) -> Running {
+    let cfg = ReceiveConfig {
+        targets,
+        state_dir: dir.join("state"),
+        code: Some(CODE.into()),
+        name: "test-receiver".into(),
+        force: false,
+        max_sessions: 4,
+        roots: Roots::system(),
+    };
+    let rx = Receiver::new(&cfg).unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let rx2 = rx.clone();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(l.local_addr().unwrap()).unwrap();
+            rx2.serve(l, async {
+                let _ = stop_rx.await;
+            })
+            .await;
+        });
+    });
+    let addr = addr_rx.recv().unwrap();
+    Running {
+        rx,
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+fn noise(len: usize, seed: u8) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    blake3::Hasher::new()
+        .update(&[seed])
+        .finalize_xof()
+        .fill(&mut v);
+    v
+}
+
+/// A 6 MiB disk of unknown content: half noise, a zero MiB, half text.
+fn disk_image(dir: &Path) -> PathBuf {
+    let mut d = noise(2 << 20, 1);
+    d.extend(vec![0u8; 1 << 20]);
+    d.extend(b"ferry moves used blocks ".repeat((3 << 20) / 24));
+    d.resize(6 << 20, 7);
+    let p = dir.join("disk.img");
+    std::fs::write(&p, d).unwrap();
+    p
+}
+
+/// A 2 MiB swap volume: only its header page is used; the rest is garbage.
+fn swap_image(dir: &Path) -> PathBuf {
+    let mut d = noise(2 << 20, 2);
+    d[..4096].fill(0);
+    d[1024] = 1;
+    d[1028..1032].copy_from_slice(&511u32.to_le_bytes());
+    d[4086..4096].copy_from_slice(b"SWAPSPACE2");
+    let p = dir.join("swap.img");
+    std::fs::write(&p, d).unwrap();
+    p
+}
+
+fn config(r: &Running, volumes: &[&Path]) -> SendConfig {
+    let mut c = SendConfig::new(
+        &r.addr.to_string(),
+        r.rx.fingerprint,
+        CODE,
+        "t1",
+        volumes.iter().map(|p| p.display().to_string()).collect(),
+    );
+    c.checkpoint_bytes = 1 << 20;
+    c.threads = 2;
+    c
+}
+
+#[test]
+fn full_pass_writes_exactly_the_used_ranges() {
+    let t = tempfile::tempdir().unwrap();
+    let (disk, swap) = (disk_image(t.path()), swap_image(t.path()));
+    let (t0, t1) = (t.path().join("t0.img"), t.path().join("t1.img"));
+    let r = start(t.path(), vec![t0.clone(), t1.clone()]);
+    let rep = send(&config(&r, &[&disk, &swap])).unwrap();
+    assert_eq!(
+        rep.bytes,
+        (6 << 20) + 4096,
+        "whole unknown disk + swap header"
+    );
+    assert_eq!(rep.zero_chunks, 1);
+    assert!(rep.wire_bytes < rep.bytes, "zeros and text shrink");
+    assert_eq!(std::fs::read(&t0).unwrap(), std::fs::read(&disk).unwrap());
+    let got = std::fs::read(&t1).unwrap();
+    let src = std::fs::read(&swap).unwrap();
+    assert_eq!(got.len(), src.len(), "target sized to the volume");
+    assert_eq!(&got[..4096], &src[..4096]);
+    assert!(
+        got[4096..].iter().all(|&b| b == 0),
+        "unused swap pages were not sent"
+    );
+    // Journal and events.
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("state/tasks/t1.json")).unwrap())
+            .unwrap();
+    assert_eq!(j["finished"], true);
+    assert_eq!(j["durable_seq"], rep.chunks);
+    let events = std::fs::read_to_string(t.path().join("state/events.jsonl")).unwrap();
+    assert!(events.contains("\"task-finish\""), "{events}");
+}
+
+#[test]
+fn wrong_code_and_fingerprint_are_refused_and_the_receiver_keeps_serving() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = disk_image(t.path());
+    let r = start(t.path(), vec![t.path().join("t0.img")]);
+    let mut bad = config(&r, &[&disk]);
+    bad.code = "WRONG-ONE".into();
+    let e = format!("{:#}", send(&bad).unwrap_err());
+    assert!(
+        e.contains("wrong pairing code") && e.contains("BadPairingCode"),
+        "{e}"
+    );
+    let mut bad = config(&r, &[&disk]);
+    bad.fingerprint[0] ^= 1;
+    let e = format!("{:#}", send(&bad).unwrap_err());
+    assert!(e.contains("does not match the pinned"), "{e}");
+    send(&config(&r, &[&disk])).unwrap();
+    let events = std::fs::read_to_string(t.path().join("state/events.jsonl")).unwrap();
+    assert!(events.contains("wrong pairing code"), "{events}");
+    assert!(events.contains("TLS handshake failed"), "{events}");
+}
+
+#[test]
+fn repeated_failures_are_rate_limited() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = disk_image(t.path());
+    let r = start(t.path(), vec![t.path().join("t0.img")]);
+    let mut bad = config(&r, &[&disk]);
+    bad.code = "WRONG-ONE".into();
+    for _ in 0..5 {
+        assert!(format!("{:#}", send(&bad).unwrap_err()).contains("BadPairingCode"));
+    }
+    let e = format!("{:#}", send(&config(&r, &[&disk])).unwrap_err());
+    assert!(e.contains("RateLimited"), "even the right code waits: {e}");
+}
+
+/// A raw TLS client that speaks frames by hand.
+async fn raw(r: &Running) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(r.addr).await.unwrap();
+    let c = tokio_rustls::TlsConnector::from(tls::client_config(r.rx.fingerprint).unwrap());
+    c.connect(tls::server_name(), tcp).await.unwrap()
+}
+
+fn hello(fp: &[u8; 32], min: u16, max: u16) -> Message {
+    let nonce = pairing::nonce();
+    Message::Hello(Hello {
+        min_version: min,
+        max_version: max,
+        nonce,
+        proof: pairing::proof(CODE, fp, &nonce),
+        source: "raw".into(),
+        task: "raw".into(),
+    })
+}
+
+async fn reply(s: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> Message {
+    read_message(s, MAX_FRAME).await.unwrap().expect("a reply")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_oversized_and_misplaced_frames_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let target = t.path().join("t0.img");
+    let r = start(t.path(), vec![target.clone()]);
+    let fp = r.rx.fingerprint;
+
+    // Oversized length prefix: refused before reading it.
+    let mut s = raw(&r).await;
+    s.write_all(&((MAX_FRAME as u32) + 1).to_le_bytes())
+        .await
+        .unwrap();
+    assert!(matches!(
+        reply(&mut s).await,
+        Message::Error(ErrorMsg {
+            code: ErrorCode::FrameTooLarge,
+            ..
+        })
+    ));
+
+    // Garbage payload.
+    let mut s = raw(&r).await;
+    s.write_all(&[3, 0, 0, 0, 99, 1, 2]).await.unwrap();
+    assert!(matches!(
+        reply(&mut s).await,
+        Message::Error(ErrorMsg {
+            code: ErrorCode::MalformedFrame,
+            ..
+        })
+    ));
+
+    // A future protocol version only.
+    let mut s = raw(&r).await;
+    write_message(
+        &mut s,
+        &hello(&fp, version::MAX + 1, version::MAX + 3),
+        MAX_FRAME,
+    )
+    .await
+    .unwrap();
+    match reply(&mut s).await {
+        Message::VersionMismatch(v) => {
+            assert_eq!((v.min_version, v.max_version), (version::MIN, version::MAX))
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A chunk outside the planned extents: refused, nothing written.
+    let mut s = raw(&r).await;
+    write_message(&mut s, &hello(&fp, 1, 1), MAX_FRAME)
+        .await
+        .unwrap();
+    assert!(matches!(reply(&mut s).await, Message::Welcome(_)));
+    let layout = Layout {
+        pass: Pass::Full,
+        chunk_size: 1 << 20,
+        hash: HashAlgo::Blake3,
+        volumes: vec![VolumePlan {
+            name: "v".into(),
+            target: 0,
+            size: 1 << 20,
+            extents: vec![Extent {
+                source_offset: 0,
+                len: 4096,
+                target_offset: 0,
+            }],
+        }],
+    };
+    write_message(&mut s, &Message::Layout(layout), MAX_FRAME)
+        .await
+        .unwrap();
+    assert!(matches!(reply(&mut s).await, Message::LayoutAccepted(_)));
+    let data = Bytes::from(vec![9u8; 8192]);
+    let chunk = Chunk {
+        header: ChunkHeader {
+            seq: 0,
+            target: 0,
+            offset: 0,
+            len: 8192,
+            codec: Codec::None,
+            hash: ferry::proto::digest::hash(HashAlgo::Blake3, &data),
+            crc64: 0,
+        },
+        data,
+    };
+    write_message(&mut s, &Message::Chunk(chunk), MAX_FRAME)
+        .await
+        .unwrap();
+    assert!(matches!(
+        reply(&mut s).await,
+        Message::Error(ErrorMsg {
+            code: ErrorCode::OutOfExtent,
+            ..
+        })
+    ));
+    let written = std::fs::read(&target).unwrap();
+    assert!(
+        written.iter().all(|&b| b == 0),
+        "nothing written outside the plan"
+    );
+
+    // A chunk whose data does not match its hash.
+    let mut s = raw(&r).await;
+    write_message(&mut s, &hello(&fp, 1, 1), MAX_FRAME)
+        .await
+        .unwrap();
+    reply(&mut s).await;
+    let layout = Layout {
+        pass: Pass::Full,
+        chunk_size: 1 << 20,
+        hash: HashAlgo::Blake3,
+        volumes: vec![VolumePlan {
+            name: "v".into(),
+            target: 0,
+            size: 1 << 20,
+            extents: vec![Extent {
+                source_offset: 0,
+                len: 8192,
+                target_offset: 0,
+            }],
+        }],
+    };
+    write_message(&mut s, &Message::Layout(layout), MAX_FRAME)
+        .await
+        .unwrap();
+    reply(&mut s).await;
+    let chunk = Chunk {
+        header: ChunkHeader {
+            seq: 0,
+            target: 0,
+            offset: 0,
+            len: 8192,
+            codec: Codec::None,
+            hash: [0; 32],
+            crc64: 0,
+        },
+        data: Bytes::from(vec![9u8; 8192]),
+    };
+    write_message(&mut s, &Message::Chunk(chunk), MAX_FRAME)
+        .await
+        .unwrap();
+    assert!(matches!(
+        reply(&mut s).await,
+        Message::Error(ErrorMsg {
+            code: ErrorCode::HashMismatch,
+            ..
+        })
+    ));
+    assert!(std::fs::read(&target).unwrap().iter().all(|&b| b == 0));
+
+    // Still serving.
+    let disk = disk_image(t.path());
+    let r2 = tokio::task::spawn_blocking({
+        let cfg = config(&r, &[&disk]);
+        move || send(&cfg)
+    })
+    .await
+    .unwrap();
+    r2.unwrap();
+}
