@@ -46,6 +46,12 @@ pub struct SendArgs {
     /// zstd level.
     #[arg(long, default_value_t = 1)]
     pub level: i32,
+    /// Network rate limit in Mbit/s (0 = none).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub rate: u64,
+    /// Checkpoint (make durable on the receiver) every this many MiB.
+    #[arg(long, default_value_t = 256)]
+    pub checkpoint_mib: u64,
     #[arg(long, value_enum, default_value = "blake3")]
     pub hash: HashArg,
     /// Disks or image files to search for the PVs of named LVs.
@@ -72,6 +78,8 @@ pub fn run(a: SendArgs) -> anyhow::Result<i32> {
         cfg.threads = t.max(1);
     }
     cfg.level = a.level;
+    cfg.rate.set(a.rate);
+    cfg.checkpoint_bytes = a.checkpoint_mib.max(1) << 20;
     cfg.hash = match a.hash {
         HashArg::Blake3 => HashAlgo::Blake3,
         HashArg::Xxh3 => HashAlgo::Xxh3_128,

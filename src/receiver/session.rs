@@ -267,10 +267,15 @@ where
     }
 }
 
-/// BLAKE3 of the layout's encoding, as hex.
+/// BLAKE3 of the layout's encoding with the pass left out (a resume runs the
+/// same plan as the pass it continues), as hex.
 fn layout_digest(l: &Layout) -> String {
     let mut w = crate::proto::wire::Writer::default();
-    Message::Layout(l.clone()).encode_payload(&mut w);
+    let plan = Layout {
+        pass: Pass::Full,
+        ..l.clone()
+    };
+    Message::Layout(plan).encode_payload(&mut w);
     digest::hash_hex(HashAlgo::Blake3, &digest::hash(HashAlgo::Blake3, &w.0))
 }
 

@@ -2,5 +2,6 @@
 //! hashing and compressing them, and sending them.
 
 pub mod chunk;
+pub mod rate;
 pub mod send;
 pub mod volumes;

@@ -17,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::chunk::{CHUNK_SIZE, Preparer, pieces};
+use super::rate::{Pacer, RateLimit};
 use super::volumes::{SourceVolume, open_volumes};
 use crate::disk::sysfs::Roots;
 use crate::proto::codec::{MAX_FRAME, encode, read_message, write_message};
@@ -45,6 +46,8 @@ pub struct SendConfig {
     pub hash: HashAlgo,
     /// Ask the receiver to make data durable after this many bytes.
     pub checkpoint_bytes: u64,
+    /// Network rate limit in Mbit/s (0 = none); may change during the pass.
+    pub rate: RateLimit,
     pub roots: Roots,
 }
 
@@ -69,6 +72,7 @@ impl SendConfig {
             level: 1,
             hash: HashAlgo::Blake3,
             checkpoint_bytes: 256 << 20,
+            rate: RateLimit::default(),
             roots: Roots::system(),
         }
     }
@@ -213,10 +217,15 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
     };
     let mut since_checkpoint = 0u64;
     let mut next_seq = resume;
+    let mut pacer = Pacer::default();
     loop {
         tokio::select! {
             item = frames_rx.recv() => match item {
                 Some(Item::Frame { seq, len, zero, frame }) => {
+                    let wait = pacer.delay(frame.len() as u64, cfg.rate.get(), Instant::now());
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
                     w.write_all(&frame).await.context("sending to the receiver")?;
                     report.chunks_sent += 1;
                     report.bytes += len as u64;

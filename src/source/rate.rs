@@ -1,0 +1,73 @@
+//! Pacing the data stream to a rate limit in Mbit/s (0 = none), changeable
+//! while a pass runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The current limit, shared with whoever may change it during a run.
+#[derive(Debug, Clone, Default)]
+pub struct RateLimit(Arc<AtomicU64>);
+
+impl RateLimit {
+    /// `mbit` Mbit/s; 0 means unlimited.
+    pub fn new(mbit: u64) -> Self {
+        RateLimit(Arc::new(AtomicU64::new(mbit)))
+    }
+    pub fn set(&self, mbit: u64) {
+        self.0.store(mbit, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A token bucket with a short burst: `delay` says how long to wait before
+/// sending `bytes` so the average stays at the limit.
+#[derive(Debug)]
+pub struct Pacer {
+    next: Instant,
+    burst: Duration,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer {
+            next: Instant::now(),
+            burst: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Pacer {
+    pub fn delay(&mut self, bytes: u64, mbit: u64, now: Instant) -> Duration {
+        if mbit == 0 {
+            self.next = now;
+            return Duration::ZERO;
+        }
+        let cost = Duration::from_secs_f64(bytes as f64 * 8.0 / (mbit as f64 * 1e6));
+        self.next = self.next.max(now) + cost;
+        (self.next - now).saturating_sub(self.burst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paces_to_the_limit() {
+        let mut p = Pacer::default();
+        let t0 = Instant::now();
+        // 8 Mbit/s = 1 MB/s: ten 100 kB frames offered at once take one
+        // second; the first 100 ms ride the burst.
+        let waits: Vec<Duration> = (0..10).map(|_| p.delay(100_000, 8, t0)).collect();
+        assert_eq!(waits[0], Duration::ZERO);
+        let last = waits[9].as_secs_f64();
+        assert!((last - 0.9).abs() < 0.001, "{last}");
+        assert_eq!(p.delay(100_000, 0, t0), Duration::ZERO, "0 = unlimited");
+        let r = RateLimit::new(5);
+        r.set(7);
+        assert_eq!(r.clone().get(), 7);
+    }
+}

@@ -1,0 +1,151 @@
+//! Fast tier: resume after a killed `ferry send` and a restarted `ferry
+//! receive`, with real processes on 127.0.0.1 (no root).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferry");
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start a receiver; returns it with its port and fingerprint (read from the
+/// lines it prints on start).
+fn receiver(dir: &Path, target: &Path) -> (Proc, u16, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "receive",
+            "--listen",
+            "127.0.0.1",
+            "--data-port",
+            "0",
+            "--code",
+            "RSME-TEST",
+        ])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--target")
+        .arg(target)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (mut port, mut fp) = (0, String::new());
+    for line in out.lines() {
+        let line = line.unwrap();
+        if let Some(a) = line.strip_prefix("listening: ") {
+            port = a.rsplit(':').next().unwrap().parse().unwrap();
+        } else if let Some(f) = line.strip_prefix("fingerprint: ") {
+            fp = f.to_string();
+        } else if line.starts_with("pairing code: ") {
+            break;
+        }
+    }
+    assert!(
+        port > 0 && fp.len() == 64,
+        "receiver did not announce itself"
+    );
+    (Proc(child), port, fp)
+}
+
+fn send_cmd(port: u16, fp: &str, src: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args([
+        "send",
+        "--receiver",
+        &format!("127.0.0.1:{port}"),
+        "--fingerprint",
+        fp,
+        "--code",
+        "rsme-test",
+    ])
+    .args(["--task", "r1", "--checkpoint-mib", "4"])
+    .args(extra)
+    .arg(src);
+    c
+}
+
+fn durable_seq(dir: &Path) -> u64 {
+    std::fs::read(dir.join("state/tasks/r1.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|j| j["durable_seq"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Wait until the receiver's journal shows a checkpoint, then kill the sender.
+fn kill_after_checkpoint(dir: &Path, mut sender: Proc) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while durable_seq(dir) == 0 {
+        assert!(Instant::now() < deadline, "no checkpoint within 60 s");
+        assert!(
+            sender.0.try_wait().unwrap().is_none(),
+            "the sender finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(sender);
+    durable_seq(dir)
+}
+
+#[test]
+fn resume_after_killed_sender_and_restarted_receiver() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src.img");
+    let mut data = vec![0u8; 48 << 20];
+    blake3::Hasher::new()
+        .update(b"resume")
+        .finalize_xof()
+        .fill(&mut data);
+    std::fs::write(&src, &data).unwrap();
+    let target = dir.join("target.img");
+
+    // 1. Kill the sender mid-transfer (80 Mbit/s: the 48 MiB take ~5 s).
+    let (rx, port, fp) = receiver(dir, &target);
+    let sender = Proc(
+        send_cmd(port, &fp, &src, &["--rate", "80"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let first = kill_after_checkpoint(dir, sender);
+    assert!(first > 0);
+
+    // 2. Kill the receiver too, restart it on the same state dir: same identity.
+    drop(rx);
+    let (_rx, port, fp2) = receiver(dir, &target);
+    assert_eq!(fp2, fp, "the identity survives a restart");
+
+    // 3. Resume: only what is past the checkpoint travels.
+    let out = send_cmd(port, &fp, &src, &["--pass", "resume", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let resumed = r["resumed_at"].as_u64().unwrap();
+    assert!(
+        resumed >= first,
+        "resumed at {resumed}, journal said {first}"
+    );
+    assert_eq!(r["chunks"].as_u64().unwrap(), 48);
+    assert_eq!(r["chunks_sent"].as_u64().unwrap(), 48 - resumed);
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        data,
+        "target equals source"
+    );
+}
