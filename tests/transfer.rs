@@ -253,6 +253,7 @@ async fn malformed_oversized_and_misplaced_frames_are_refused() {
         }
         other => panic!("{other:?}"),
     }
+    drop(s);
 
     // A chunk outside the planned extents: refused, nothing written.
     let mut s = raw(&r).await;
@@ -356,6 +357,7 @@ async fn malformed_oversized_and_misplaced_frames_are_refused() {
         })
     ));
     assert!(std::fs::read(&target).unwrap().iter().all(|&b| b == 0));
+    drop(s);
 
     // Still serving.
     let disk = disk_image(t.path());
@@ -366,4 +368,49 @@ async fn malformed_oversized_and_misplaced_frames_are_refused() {
     .await
     .unwrap();
     r2.unwrap();
+}
+
+#[test]
+fn incremental_sends_only_changed_chunks_and_verify_finds_damage() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = disk_image(t.path());
+    let t0 = t.path().join("t0.img");
+    let r = start(t.path(), vec![t0.clone()]);
+    let full = send(&config(&r, &[&disk])).unwrap();
+    assert_eq!(full.chunks, 6);
+
+    // Nothing changed: an incremental pass compares all and sends nothing.
+    let mut inc = config(&r, &[&disk]);
+    inc.pass = Pass::Incremental;
+    let same = send(&inc).unwrap();
+    assert_eq!((same.compared, same.chunks_sent), (6, 0));
+
+    // Change bytes in two chunks of the source.
+    let mut d = std::fs::read(&disk).unwrap();
+    d[10] ^= 0xff;
+    d[(4 << 20) + 77] ^= 0xff;
+    std::fs::write(&disk, &d).unwrap();
+    let changed = send(&inc).unwrap();
+    assert_eq!((changed.compared, changed.chunks_sent), (6, 2));
+    assert_eq!(std::fs::read(&t0).unwrap(), d);
+
+    // Verify: clean, then one flipped byte on the target is found.
+    let mut ver = config(&r, &[&disk]);
+    ver.pass = Pass::Verify;
+    let ok = send(&ver).unwrap();
+    assert_eq!(
+        (ok.compared, ok.chunks_sent, ok.mismatches.len()),
+        (6, 0, 0)
+    );
+    let mut tgt = std::fs::read(&t0).unwrap();
+    tgt[(3 << 20) + 5] ^= 1;
+    std::fs::write(&t0, &tgt).unwrap();
+    let bad = send(&ver).unwrap();
+    assert_eq!(bad.mismatches.len(), 1);
+    assert_eq!(bad.mismatches[0].offset, 3 << 20);
+    assert_eq!(
+        std::fs::read(&t0).unwrap(),
+        tgt,
+        "a verify pass writes nothing"
+    );
 }

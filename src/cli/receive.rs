@@ -52,24 +52,22 @@ pub fn run(a: ReceiveArgs) -> anyhow::Result<i32> {
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::new(a.listen, a.data_port)).await?;
         let local = listener.local_addr()?;
-        // One fact per line, stable for scripts.
-        println!("listening: {local}");
-        println!("fingerprint: {}", fingerprint_hex(&rx.fingerprint));
-        println!(
-            "fingerprint (grouped): {}",
-            fingerprint_grouped(&rx.fingerprint)
+        // One fact per line, stable for scripts. A reader that stops reading
+        // (a closed pipe) must not stop the receiver: write errors are ignored.
+        let targets: Vec<String> = cfg.targets.iter().map(|t| t.display().to_string()).collect();
+        let banner = format!(
+            "listening: {local}\nfingerprint: {}\nfingerprint (grouped): {}\npairing code: {}\ntargets: {}\n",
+            fingerprint_hex(&rx.fingerprint),
+            fingerprint_grouped(&rx.fingerprint),
+            rx.code,
+            targets.join(", ")
         );
-        println!("pairing code: {}", rx.code);
-        println!(
-            "targets: {}",
-            cfg.targets
-                .iter()
-                .map(|t| t.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        use std::io::Write;
-        std::io::stdout().flush()?;
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+        }
+
         rx.serve(listener, async {
             let _ = tokio::signal::ctrl_c().await;
         })

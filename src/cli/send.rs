@@ -16,6 +16,10 @@ pub enum PassArg {
     Full,
     /// Continue a pass the receiver has a journal for.
     Resume,
+    /// Compare chunk hashes; send only the chunks that differ.
+    Incremental,
+    /// Compare chunk hashes; send nothing; list the chunks that differ.
+    Verify,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -73,6 +77,8 @@ pub fn run(a: SendArgs) -> anyhow::Result<i32> {
     cfg.pass = match a.pass {
         PassArg::Full => Pass::Full,
         PassArg::Resume => Pass::Resume,
+        PassArg::Incremental => Pass::Incremental,
+        PassArg::Verify => Pass::Verify,
     };
     if let Some(t) = a.threads {
         cfg.threads = t.max(1);
@@ -88,6 +94,19 @@ pub fn run(a: SendArgs) -> anyhow::Result<i32> {
     let r = send(&cfg)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
+    } else if cfg.pass == Pass::Verify {
+        println!(
+            "task {}: verified {} chunks, {} differ",
+            r.task,
+            r.compared,
+            r.mismatches.len()
+        );
+        for m in &r.mismatches {
+            println!(
+                "  differs: {} at byte {}, {} bytes",
+                m.volume, m.offset, m.len
+            );
+        }
     } else {
         let rate = r.bytes as f64 / r.seconds.max(1e-9) / 1e6;
         println!(
@@ -105,6 +124,13 @@ pub fn run(a: SendArgs) -> anyhow::Result<i32> {
                 String::new()
             }
         );
+    }
+    if cfg.pass == Pass::Verify && !r.mismatches.is_empty() {
+        eprintln!(
+            "ferry: error: verify: {} chunk(s) on the target differ from the source",
+            r.mismatches.len()
+        );
+        return Ok(1);
     }
     Ok(0)
 }

@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use super::session::{self, Refusal};
 use super::sink::Target;
 use crate::disk::sysfs::Roots;
-use crate::proto::codec::{MAX_FRAME, write_message};
+use crate::proto::codec::{MAX_FRAME, read_message, write_message};
 use crate::proto::message::{ErrorCode, ErrorMsg, Message};
 use crate::proto::tls::Identity;
 use crate::report::events;
@@ -135,7 +135,10 @@ impl Receiver {
                     }
                 },
             };
-            let Ok(permit) = limit.clone().try_acquire_owned() else {
+            // A short burst queues for a slot; a flood is turned away.
+            let permit =
+                tokio::time::timeout(Duration::from_secs(5), limit.clone().acquire_owned()).await;
+            let Ok(Ok(permit)) = permit else {
                 events::log(
                     &self.state_dir,
                     "-",
@@ -163,18 +166,23 @@ impl Receiver {
         let (mut r, mut w) = tokio::io::split(tls);
         if self.rate_limited(peer.ip()) {
             let msg = format!("too many failed attempts; wait {} s", FAIL_WINDOW.as_secs());
+            // Take the Hello first, so that closing does not reset the
+            // connection before the source reads why.
+            let hello = read_message(&mut r, MAX_FRAME);
+            let _ = tokio::time::timeout(Duration::from_secs(5), hello).await;
             let e = Message::Error(ErrorMsg {
                 code: ErrorCode::RateLimited,
                 message: msg.clone(),
             });
             let _ = write_message(&mut w, &e, MAX_FRAME).await;
-            return self.refused("-", peer, &msg);
+            self.refused("-", peer, &msg);
+            return close(r, w).await;
         }
         match session::run(&self, &mut r, &mut w, peer).await {
-            Ok(out) => eprintln!(
+            Ok(out) => console(format_args!(
                 "ferry receive: task {} from {peer}: {} chunks, {} bytes written",
                 out.task, out.chunks, out.bytes
-            ),
+            )),
             Err(Refusal { code, message }) => {
                 let e = Message::Error(ErrorMsg {
                     code,
@@ -184,12 +192,13 @@ impl Receiver {
                 self.refused("-", peer, &format!("{message} ({code:?})"));
             }
         }
-        let mut tls = r.unsplit(w);
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+        close(r, w).await;
     }
 
     fn refused(&self, task: &str, peer: SocketAddr, why: &str) {
-        eprintln!("ferry receive: session from {peer} ended: {why}");
+        console(format_args!(
+            "ferry receive: session from {peer} ended: {why}"
+        ));
         events::log(
             &self.state_dir,
             task,
@@ -197,4 +206,31 @@ impl Receiver {
             &format!("{peer}: {why}"),
         );
     }
+}
+
+type ServerTls = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// Close a session politely: TLS close_notify, then drain what the source
+/// still had in flight (bounded in bytes and time), so the kernel does not
+/// answer with a reset that could overtake our last message.
+async fn close(r: tokio::io::ReadHalf<ServerTls>, w: tokio::io::WriteHalf<ServerTls>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = r.unsplit(w);
+    let _ = tls.shutdown().await;
+    let mut sink = vec![0u8; 64 << 10];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut drained = 0usize;
+    while drained < (64 << 20) {
+        match tokio::time::timeout_at(deadline, tls.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            _ => break,
+        }
+    }
+}
+
+/// A line on the receiver's console (stderr). A console that went away (a
+/// closed pipe) must not take the receiver down with it.
+pub fn console(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

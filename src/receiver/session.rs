@@ -158,10 +158,16 @@ where
     let digest = layout_digest(&layout);
     let journal = Journal::load(&rx.state_dir, &hello.task)
         .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
-    let resume_seq = match &journal {
-        Some(j) if j.layout_digest == digest && layout.pass != Pass::Full => j.durable_seq,
+    // A resume continues a pass of the same plan; an incremental pass
+    // continues only an interrupted one (after a finished pass it compares
+    // everything); full and verify passes start at 0.
+    let resume_seq = match (&journal, layout.pass) {
+        (Some(j), Pass::Resume) if j.layout_digest == digest => j.durable_seq,
+        (Some(j), Pass::Incremental) if j.layout_digest == digest && !j.finished => j.durable_seq,
         _ => 0,
     };
+    // A verify pass changes nothing, not even the journal.
+    let persist = layout.pass != Pass::Verify;
     let mut journal = Journal {
         task: hello.task.clone(),
         layout_digest: digest,
@@ -171,9 +177,11 @@ where
             .map_or(0, |j| j.durable_bytes),
         finished: false,
     };
-    journal
-        .save(&rx.state_dir)
-        .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+    if persist {
+        journal
+            .save(&rx.state_dir)
+            .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+    }
     send(w, &Message::LayoutAccepted(LayoutAccepted { resume_seq })).await?;
     events::log(
         &rx.state_dir,
@@ -191,34 +199,66 @@ where
         ..Default::default()
     };
     let mut expect = resume_seq;
+    // What this session wrote, read back and checked at Finish.
+    let mut written: Vec<ChunkRef> = Vec::new();
     let mut decompressor =
         zstd::bulk::Decompressor::new().map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
     loop {
         match next(r, IDLE_TIMEOUT).await? {
             Message::Chunk(c) => {
-                if c.header.seq != expect {
+                // Full and resumed passes send every chunk in order; an
+                // incremental pass skips the chunks the receiver holds.
+                let in_order = match layout.pass {
+                    Pass::Incremental => c.header.seq >= expect,
+                    _ => c.header.seq == expect,
+                };
+                if !in_order || layout.pass == Pass::Verify {
                     return Err(refuse(
                         ErrorCode::MalformedFrame,
                         format!(
-                            "chunk {} arrived where chunk {expect} was due",
-                            c.header.seq
+                            "chunk {} arrived where chunk {expect} was due ({:?} pass)",
+                            c.header.seq, layout.pass
                         ),
                     ));
                 }
                 let n = tokio::task::block_in_place(|| {
                     rx.write_chunk(&planned, layout.hash, &c, &mut decompressor)
                 })?;
-                expect += 1;
+                expect = c.header.seq + 1;
                 out.chunks += 1;
                 out.bytes += n;
                 journal.durable_bytes += n;
+                written.push(ChunkRef {
+                    target: c.header.target,
+                    offset: c.header.offset,
+                    len: c.header.len,
+                    hash: c.header.hash,
+                });
+            }
+            Message::HashQuery(q) => {
+                let have =
+                    tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &q.chunks))?;
+                send(
+                    w,
+                    &Message::HashAnswer(HashAnswer {
+                        first_seq: q.first_seq,
+                        have,
+                    }),
+                )
+                .await?;
+                expect = expect.max(q.first_seq);
             }
             Message::Checkpoint { seq } => {
                 tokio::task::block_in_place(|| rx.sync())?;
-                journal.durable_seq = seq.min(expect);
-                journal
-                    .save(&rx.state_dir)
-                    .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+                journal.durable_seq = match layout.pass {
+                    Pass::Incremental | Pass::Verify => seq.max(journal.durable_seq),
+                    _ => seq.min(expect),
+                };
+                if persist {
+                    journal
+                        .save(&rx.state_dir)
+                        .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+                }
                 send(
                     w,
                     &Message::Ack {
@@ -230,11 +270,26 @@ where
             }
             Message::Finish { chunks, bytes } => {
                 tokio::task::block_in_place(|| rx.sync())?;
-                journal.durable_seq = expect;
+                // Read back what this session wrote before calling it done.
+                let have =
+                    tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &written))?;
+                let bad = have.iter().filter(|h| !**h).count();
+                if bad > 0 {
+                    return Err(refuse(
+                        ErrorCode::HashMismatch,
+                        format!(
+                            "{bad} of {} chunks written read back differently from their hashes",
+                            written.len()
+                        ),
+                    ));
+                }
+                journal.durable_seq = chunks.max(expect);
                 journal.finished = true;
-                journal
-                    .save(&rx.state_dir)
-                    .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+                if persist {
+                    journal
+                        .save(&rx.state_dir)
+                        .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+                }
                 send(
                     w,
                     &Message::Finished {
@@ -423,6 +478,41 @@ impl Receiver {
             )
         })?;
         Ok(len)
+    }
+
+    /// For each chunk, whether the target already holds bytes with its hash.
+    pub fn holds(
+        &self,
+        planned: &Planned,
+        algo: HashAlgo,
+        chunks: &[ChunkRef],
+    ) -> Result<Vec<bool>, Refusal> {
+        let mut buf = Vec::new();
+        chunks
+            .iter()
+            .map(|c| {
+                let t = c.target as usize;
+                let len = c.len as u64;
+                let inside = planned.get(t).is_some_and(|p| {
+                    c.offset
+                        .checked_add(len)
+                        .is_some_and(|end| p.intersect(c.offset, end).map(|(a, b)| b - a).sum::<u64>() == len)
+                });
+                if !inside || len == 0 {
+                    return Err(refuse(
+                        ErrorCode::OutOfExtent,
+                        format!("hash query for {len} bytes at {} on target {t} outside the planned extents", c.offset),
+                    ));
+                }
+                buf.resize(c.len as usize, 0);
+                let target = &self.targets[t];
+                match target.read_at(&mut buf, c.offset) {
+                    Ok(()) => Ok(digest::hash(algo, &buf) == c.hash),
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+                    Err(e) => Err(refuse(ErrorCode::Internal, format!("{}: read at {}: {e}", target.path.display(), c.offset))),
+                }
+            })
+            .collect()
     }
 
     /// fdatasync every target.

@@ -35,7 +35,11 @@ pub fn log(state_dir: &Path, task: &str, event: &str, detail: &str) {
         .open(&path)
         .and_then(|mut f| writeln!(f, "{line}"));
     if let Err(e) = res {
-        eprintln!("ferry: cannot write {}: {e}", path.display());
+        let _ = writeln!(
+            std::io::stderr(),
+            "ferry: cannot write {}: {e}",
+            path.display()
+        );
     }
 }
 

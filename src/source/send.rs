@@ -91,7 +91,19 @@ pub struct SendReport {
     pub bytes: u64,
     /// Bytes of chunk data on the wire (after compression).
     pub wire_bytes: u64,
+    /// Comparison passes: chunks whose hashes were compared.
+    pub compared: u64,
+    /// Verify pass: chunks the target does not hold as the source has them.
+    pub mismatches: Vec<Mismatch>,
     pub seconds: f64,
+}
+
+/// A chunk that differs between source and target.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Mismatch {
+    pub volume: String,
+    pub offset: u64,
+    pub len: u32,
 }
 
 /// One chunk to read: which volume, where, and its sequence number.
@@ -104,6 +116,11 @@ struct Job {
 
 /// A framed chunk, or why the pipeline stopped.
 enum Item {
+    /// Comparison passes: a chunk's place and hash, no data.
+    Hashed {
+        seq: u64,
+        chunk: ChunkRef,
+    },
     Frame {
         seq: u64,
         len: u32,
@@ -207,14 +224,22 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
         other => bail!("unexpected reply to Layout: {other:?}"),
     };
 
+    let volumes = Arc::new(volumes);
+    let compare = matches!(cfg.pass, Pass::Incremental | Pass::Verify);
     let (frames_tx, mut frames_rx) = tokio::sync::mpsc::channel::<Item>(cfg.threads.max(1) * 2);
-    let pipeline = start_pipeline(cfg, volumes, resume, frames_tx);
+    let pipeline = start_pipeline(cfg, volumes.clone(), resume, frames_tx, compare);
 
     let mut report = SendReport {
         task: cfg.task.clone(),
         resumed_at: resume,
         ..Default::default()
     };
+    if compare {
+        let next_seq =
+            compare_pass(cfg, &volumes, &mut frames_rx, &mut r, &mut w, &mut report).await?;
+        let _ = pipeline.join();
+        return finish(r, w, next_seq.max(resume), report, start).await;
+    }
     let mut since_checkpoint = 0u64;
     let mut next_seq = resume;
     let mut pacer = Pacer::default();
@@ -243,6 +268,7 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
                     let _ = write_message(&mut w, &e, MAX_FRAME).await;
                     bail!("{why}");
                 }
+                Some(Item::Hashed { .. }) => bail!("internal: a hash-only result in a sending pass"),
                 None => break,
             },
             msg = read_message(&mut r, MAX_FRAME) => match msg? {
@@ -254,6 +280,20 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
         }
     }
     let _ = pipeline.join();
+    finish(r, w, next_seq, report, start).await
+}
+
+type TlsRead = tokio::io::ReadHalf<tokio_rustls::client::TlsStream<TcpStream>>;
+type TlsWrite = tokio::io::WriteHalf<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// Finish the pass: the receiver syncs, reads back what it wrote, and answers.
+async fn finish(
+    mut r: TlsRead,
+    mut w: TlsWrite,
+    next_seq: u64,
+    mut report: SendReport,
+    start: Instant,
+) -> anyhow::Result<SendReport> {
     report.chunks = next_seq;
     write_message(
         &mut w,
@@ -278,6 +318,96 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
     Ok(report)
 }
 
+/// Chunks compared per HashQuery.
+const QUERY_BATCH: usize = 64;
+
+/// Incremental and verify passes: send the hashes of every chunk in batches;
+/// of the chunks the receiver does not hold, an incremental pass sends the
+/// data and a verify pass lists them. Returns the next sequence number.
+async fn compare_pass(
+    cfg: &SendConfig,
+    volumes: &[SourceVolume],
+    items: &mut tokio::sync::mpsc::Receiver<Item>,
+    r: &mut TlsRead,
+    w: &mut TlsWrite,
+    report: &mut SendReport,
+) -> anyhow::Result<u64> {
+    let mut prep = Preparer::new(cfg.level, cfg.hash)?;
+    let mut pacer = Pacer::default();
+    let mut batch: Vec<(u64, ChunkRef)> = Vec::with_capacity(QUERY_BATCH);
+    let mut next_seq = 0;
+    loop {
+        let done = match items.recv().await {
+            Some(Item::Hashed { seq, chunk }) => {
+                batch.push((seq, chunk));
+                false
+            }
+            Some(Item::Failed(why)) => bail!("{why}"),
+            Some(Item::Frame { .. }) => bail!("internal: a data frame in a comparison pass"),
+            None => true,
+        };
+        if batch.is_empty() && done {
+            return Ok(next_seq);
+        }
+        if batch.len() < QUERY_BATCH && !done {
+            continue;
+        }
+        let query = HashQuery {
+            first_seq: batch[0].0,
+            chunks: batch.iter().map(|b| b.1).collect(),
+        };
+        write_message(w, &Message::HashQuery(query), MAX_FRAME).await?;
+        let have = loop {
+            match read_message(r, MAX_FRAME).await? {
+                Some(Message::Ack { .. }) => continue,
+                Some(Message::HashAnswer(a)) if a.have.len() == batch.len() => break a.have,
+                Some(Message::Error(e)) => return Err(refusal(&e)),
+                other => bail!("unexpected reply to a hash query: {other:?}"),
+            }
+        };
+        report.compared += batch.len() as u64;
+        for ((seq, c), held) in batch.drain(..).zip(have) {
+            next_seq = seq + 1;
+            if held {
+                continue;
+            }
+            let v = &volumes[c.target as usize];
+            if cfg.pass == Pass::Verify {
+                report.mismatches.push(Mismatch {
+                    volume: v.name.clone(),
+                    offset: c.offset,
+                    len: c.len,
+                });
+                continue;
+            }
+            let mut data = vec![0u8; c.len as usize];
+            v.reader
+                .read_exact_at(&mut data, c.offset)
+                .with_context(|| format!("reading {} at byte {}", v.name, c.offset))?;
+            let chunk = prep.prepare(seq, c.target, c.offset, &data)?;
+            let zero = chunk.header.codec == Codec::Zero;
+            let frame = encode(&Message::Chunk(chunk), MAX_FRAME)?;
+            let wait = pacer.delay(frame.len() as u64, cfg.rate.get(), Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            w.write_all(&frame)
+                .await
+                .context("sending to the receiver")?;
+            report.chunks_sent += 1;
+            report.bytes += c.len as u64;
+            report.wire_bytes += frame.len() as u64;
+            report.zero_chunks += zero as u64;
+        }
+        if cfg.pass == Pass::Incremental {
+            write_message(w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
+        }
+        if done {
+            return Ok(next_seq);
+        }
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map_or_else(|_| "source".into(), |s| s.trim().to_string())
@@ -286,9 +416,10 @@ fn hostname() -> String {
 /// Reader -> workers -> in-order collector -> `out`. Returns the collector's handle.
 fn start_pipeline(
     cfg: &SendConfig,
-    volumes: Vec<SourceVolume>,
+    volumes: Arc<Vec<SourceVolume>>,
     resume: u64,
     out: tokio::sync::mpsc::Sender<Item>,
+    hash_only: bool,
 ) -> std::thread::JoinHandle<()> {
     let threads = cfg.threads.max(1);
     type Work = (Job, Vec<u8>, SyncSender<Result<Item, String>>);
@@ -306,6 +437,19 @@ fn start_pipeline(
             loop {
                 let next = rx.lock().expect("work queue").recv();
                 let Ok((job, data, reply)) = next else { return };
+                if hash_only {
+                    let chunk = ChunkRef {
+                        target: job.volume as u32,
+                        offset: job.offset,
+                        len: job.len,
+                        hash: crate::proto::digest::hash(algo, &data),
+                    };
+                    let _ = reply.send(Ok(Item::Hashed {
+                        seq: job.seq,
+                        chunk,
+                    }));
+                    continue;
+                }
                 let item = prep
                     .prepare(job.seq, job.volume as u32, job.offset, &data)
                     .map_err(|e| format!("compressing chunk {}: {e}", job.seq))
