@@ -1,0 +1,159 @@
+//! Root tier: a transfer honours the used map. An ext4 volume whose free
+//! blocks hold garbage is sent; the target passes `e2fsck -fn`, every file
+//! matches (both mounted read-only), and the free blocks on the target were
+//! never written.
+
+mod common;
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+#[test]
+fn root_ext4_with_garbage_in_free_blocks() {
+    let dir = fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src.img");
+    run(
+        "cp",
+        &[
+            "--sparse=always",
+            &dir.join("whole.img").display().to_string(),
+            &src.display().to_string(),
+        ],
+    );
+    let size = std::fs::metadata(&src).unwrap().len();
+
+    // Fill every byte outside the used map with garbage.
+    let inv = |p: &std::path::Path| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["inventory", "--json", "--ranges", &p.display().to_string()])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let before = inv(&src);
+    let used: Vec<(u64, u64)> = before["disks"][0]["used_ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap()))
+        .collect();
+    let f = std::fs::OpenOptions::new().write(true).open(&src).unwrap();
+    let mut pos = 0;
+    let junk = vec![0xA5u8; 1 << 20];
+    for &(a, b) in used.iter().chain([(size, size)].iter()) {
+        let mut p = pos;
+        while p < a {
+            let n = ((a - p) as usize).min(junk.len());
+            f.write_all_at(&junk[..n], p).unwrap();
+            p += n as u64;
+        }
+        pos = b;
+    }
+    drop(f);
+    assert_eq!(
+        inv(&src)["disks"][0]["used_ranges"],
+        before["disks"][0]["used_ranges"],
+        "garbage in free blocks changes nothing"
+    );
+
+    // Receive into a fresh image and send.
+    let target = tmp.path().join("target.img");
+    let mut rx = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "receive",
+            "--listen",
+            "127.0.0.1",
+            "--data-port",
+            "0",
+            "--code",
+            "ROOT-TEST",
+        ])
+        .arg("--state-dir")
+        .arg(tmp.path().join("state"))
+        .arg("--target")
+        .arg(&target)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    {
+        use std::io::{BufRead, BufReader};
+        let mut lines = BufReader::new(rx.stdout.take().unwrap()).lines();
+        for l in lines.by_ref() {
+            let l = l.unwrap();
+            banner.push_str(&l);
+            banner.push('\n');
+            if l.starts_with("pairing code:") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+    }
+    let field = |k: &str| {
+        banner
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let port = field("listening:").rsplit(':').next().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "send",
+            "--receiver",
+            &format!("127.0.0.1:{port}"),
+            "--fingerprint",
+            &field("fingerprint:"),
+            "--code",
+            "root-test",
+            "--json",
+        ])
+        .arg(&src)
+        .output()
+        .unwrap();
+    let _ = rx.kill();
+    let _ = rx.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let used_total: u64 = used.iter().map(|(a, b)| b - a).sum();
+    assert_eq!(
+        rep["bytes"].as_u64().unwrap(),
+        used_total,
+        "exactly the used bytes were sent"
+    );
+
+    // The target: clean, same files, and no garbage anywhere.
+    run("e2fsck", &["-fn", &target.display().to_string()]);
+    let t = File::open(&target).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0;
+    for &(a, b) in used.iter().chain([(size, size)].iter()) {
+        let mut p = pos;
+        while p < a {
+            let n = ((a - p) as usize).min(buf.len());
+            t.read_exact_at(&mut buf[..n], p).unwrap();
+            assert!(
+                buf[..n].iter().all(|&x| x == 0),
+                "free bytes at {p} were written on the target"
+            );
+            p += n as u64;
+        }
+        pos = b;
+    }
+    let ls = Loop::attach(&src, 0, None, None, true);
+    let lt = Loop::attach(&target, 0, None, None, true);
+    let (ms, mt) = (Mount::new(ls.path(), "ext4"), Mount::new(lt.path(), "ext4"));
+    let want = digests(ms.path());
+    assert!(!want.is_empty());
+    assert_eq!(digests(mt.path()), want, "every file matches");
+}
