@@ -146,6 +146,34 @@ fn full_pass_writes_exactly_the_used_ranges() {
     assert_eq!(j["durable_seq"], rep.chunks);
     let events = std::fs::read_to_string(t.path().join("state/events.jsonl")).unwrap();
     assert!(events.contains("\"task-finish\""), "{events}");
+    // Report files: every chunk listed, all completed, none in error.
+    let reports = t.path().join("state/reports");
+    let total = std::fs::read_to_string(reports.join("t1_total_list.csv")).unwrap();
+    assert_eq!(
+        total.lines().next().unwrap(),
+        "volume,offset,length,crc64,hash,status,time,error"
+    );
+    assert_eq!(total.lines().count() as u64, 1 + rep.chunks);
+    let done = std::fs::read_to_string(reports.join("t1_completed_list.csv")).unwrap();
+    assert_eq!(done.lines().count() as u64, 1 + rep.chunks);
+    let swap_row = done.lines().find(|l| l.contains("swap.img")).unwrap();
+    let crc = format!(
+        "{:016x}",
+        ferry::proto::digest::crc64(&std::fs::read(&swap).unwrap()[..4096])
+    );
+    assert!(
+        swap_row.contains(&format!(",0,4096,{crc},")) && swap_row.contains(",written,"),
+        "{swap_row}"
+    );
+    let errs = std::fs::read_to_string(reports.join("t1_error_list.csv")).unwrap();
+    assert_eq!(errs.lines().count(), 1, "{errs}");
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reports.join("t1_report.json")).unwrap()).unwrap();
+    assert_eq!(j["state"], "Finished");
+    assert_eq!(j["bytes_written"], rep.bytes);
+    assert_eq!(j["volumes"][1]["used_bytes"], 4096);
+    assert_eq!(j["volumes"][0]["zero_chunks"], 1);
+    assert!(j["compression_ratio"].as_f64().unwrap() > 1.0);
 }
 
 #[test]
@@ -408,6 +436,16 @@ fn incremental_sends_only_changed_chunks_and_verify_finds_damage() {
     let bad = send(&ver).unwrap();
     assert_eq!(bad.mismatches.len(), 1);
     assert_eq!(bad.mismatches[0].offset, 3 << 20);
+    let errs = std::fs::read_to_string(t.path().join("state/reports/t1_error_list.csv")).unwrap();
+    assert_eq!(errs.lines().count(), 2, "{errs}");
+    assert!(
+        errs.lines()
+            .nth(1)
+            .unwrap()
+            .contains(&format!(",{},1048576,", 3 << 20))
+            && errs.contains(",differs,"),
+        "{errs}"
+    );
     assert_eq!(
         std::fs::read(&t0).unwrap(),
         tgt,

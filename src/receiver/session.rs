@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::journal::{Journal, valid_task};
 use super::server::Receiver;
+use super::tracker::Tracker;
 use crate::layout::ranges::RangeSet;
 use crate::proto::codec::{MAX_FRAME, read_message, write_message};
 use crate::proto::message::*;
@@ -30,7 +31,7 @@ pub struct Refusal {
     pub message: String,
 }
 
-fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
+pub(crate) fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
     Refusal {
         code,
         message: message.into(),
@@ -177,6 +178,7 @@ where
             .map_or(0, |j| j.durable_bytes),
         finished: false,
     };
+    let mut tracker = Tracker::new(&layout, resume_seq)?;
     if persist {
         journal
             .save(&rx.state_dir)
@@ -203,123 +205,150 @@ where
     let mut written: Vec<ChunkRef> = Vec::new();
     let mut decompressor =
         zstd::bulk::Decompressor::new().map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
-    loop {
-        match next(r, IDLE_TIMEOUT).await? {
-            Message::Chunk(c) => {
-                // Full and resumed passes send every chunk in order; an
-                // incremental pass skips the chunks the receiver holds.
-                let in_order = match layout.pass {
-                    Pass::Incremental => c.header.seq >= expect,
-                    _ => c.header.seq == expect,
-                };
-                if !in_order || layout.pass == Pass::Verify {
+    let mut current: Option<u64> = None;
+    let pass_name = format!("{:?}", layout.pass);
+    let result = async {
+        loop {
+            match next(r, IDLE_TIMEOUT).await? {
+                Message::Chunk(c) => {
+                    // Full and resumed passes send every chunk in order; an
+                    // incremental pass skips the chunks the receiver holds.
+                    let in_order = match layout.pass {
+                        Pass::Incremental => c.header.seq >= expect,
+                        _ => c.header.seq == expect,
+                    };
+                    if !in_order || layout.pass == Pass::Verify {
+                        return Err(refuse(
+                            ErrorCode::MalformedFrame,
+                            format!(
+                                "chunk {} arrived where chunk {expect} was due ({:?} pass)",
+                                c.header.seq, layout.pass
+                            ),
+                        ));
+                    }
+                    current = Some(c.header.seq);
+                    tracker.check(&c.header)?;
+                    let n = tokio::task::block_in_place(|| {
+                        rx.write_chunk(&planned, layout.hash, &c, &mut decompressor)
+                    })?;
+                    tracker.written(&c.header, c.header.codec == Codec::Zero, c.data.len());
+                    current = None;
+                    expect = c.header.seq + 1;
+                    out.chunks += 1;
+                    out.bytes += n;
+                    journal.durable_bytes += n;
+                    written.push(ChunkRef {
+                        target: c.header.target,
+                        offset: c.header.offset,
+                        len: c.header.len,
+                        hash: c.header.hash,
+                    });
+                }
+                Message::HashQuery(q) => {
+                    let have =
+                        tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &q.chunks))?;
+                    let hashes: Vec<[u8; 32]> = q.chunks.iter().map(|c| c.hash).collect();
+                    tracker.answered(q.first_seq, &have, &hashes, layout.pass == Pass::Verify);
+                    send(
+                        w,
+                        &Message::HashAnswer(HashAnswer {
+                            first_seq: q.first_seq,
+                            have,
+                        }),
+                    )
+                    .await?;
+                    expect = expect.max(q.first_seq);
+                }
+                Message::Checkpoint { seq } => {
+                    tokio::task::block_in_place(|| rx.sync())?;
+                    journal.durable_seq = match layout.pass {
+                        Pass::Incremental | Pass::Verify => seq.max(journal.durable_seq),
+                        _ => seq.min(expect),
+                    };
+                    if persist {
+                        journal
+                            .save(&rx.state_dir)
+                            .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+                    }
+                    send(
+                        w,
+                        &Message::Ack {
+                            seq: journal.durable_seq,
+                            bytes_durable: journal.durable_bytes,
+                        },
+                    )
+                    .await?;
+                }
+                Message::Finish { chunks, bytes } => {
+                    tokio::task::block_in_place(|| rx.sync())?;
+                    // Read back what this session wrote before calling it done.
+                    let have =
+                        tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &written))?;
+                    let bad = have.iter().filter(|h| !**h).count();
+                    if bad > 0 {
+                        return Err(refuse(
+                            ErrorCode::HashMismatch,
+                            format!(
+                                "{bad} of {} chunks written read back differently from their hashes",
+                                written.len()
+                            ),
+                        ));
+                    }
+                    journal.durable_seq = chunks.max(expect);
+                    journal.finished = true;
+                    if persist {
+                        journal
+                            .save(&rx.state_dir)
+                            .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+                    }
+                    tracker.write(&rx.state_dir, &hello.task, &pass_name, &hello.source, Vec::new());
+                    send(
+                        w,
+                        &Message::Finished {
+                            chunks: expect,
+                            bytes: journal.durable_bytes,
+                        },
+                    )
+                    .await?;
+                    events::log(
+                        &rx.state_dir,
+                        &hello.task,
+                        "task-finish",
+                        &format!(
+                            "{} chunks, {} bytes this session; the source sent {chunks} chunks, {bytes} bytes in all",
+                            out.chunks, out.bytes
+                        ),
+                    );
+                    return Ok(out);
+                }
+                Message::Error(e) => {
+                    return Err(refuse(e.code, format!("the source gave up: {}", e.message)));
+                }
+                other => {
                     return Err(refuse(
                         ErrorCode::MalformedFrame,
-                        format!(
-                            "chunk {} arrived where chunk {expect} was due ({:?} pass)",
-                            c.header.seq, layout.pass
-                        ),
+                        format!("unexpected message kind {}", other.kind()),
                     ));
                 }
-                let n = tokio::task::block_in_place(|| {
-                    rx.write_chunk(&planned, layout.hash, &c, &mut decompressor)
-                })?;
-                expect = c.header.seq + 1;
-                out.chunks += 1;
-                out.bytes += n;
-                journal.durable_bytes += n;
-                written.push(ChunkRef {
-                    target: c.header.target,
-                    offset: c.header.offset,
-                    len: c.header.len,
-                    hash: c.header.hash,
-                });
-            }
-            Message::HashQuery(q) => {
-                let have =
-                    tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &q.chunks))?;
-                send(
-                    w,
-                    &Message::HashAnswer(HashAnswer {
-                        first_seq: q.first_seq,
-                        have,
-                    }),
-                )
-                .await?;
-                expect = expect.max(q.first_seq);
-            }
-            Message::Checkpoint { seq } => {
-                tokio::task::block_in_place(|| rx.sync())?;
-                journal.durable_seq = match layout.pass {
-                    Pass::Incremental | Pass::Verify => seq.max(journal.durable_seq),
-                    _ => seq.min(expect),
-                };
-                if persist {
-                    journal
-                        .save(&rx.state_dir)
-                        .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
-                }
-                send(
-                    w,
-                    &Message::Ack {
-                        seq: journal.durable_seq,
-                        bytes_durable: journal.durable_bytes,
-                    },
-                )
-                .await?;
-            }
-            Message::Finish { chunks, bytes } => {
-                tokio::task::block_in_place(|| rx.sync())?;
-                // Read back what this session wrote before calling it done.
-                let have =
-                    tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &written))?;
-                let bad = have.iter().filter(|h| !**h).count();
-                if bad > 0 {
-                    return Err(refuse(
-                        ErrorCode::HashMismatch,
-                        format!(
-                            "{bad} of {} chunks written read back differently from their hashes",
-                            written.len()
-                        ),
-                    ));
-                }
-                journal.durable_seq = chunks.max(expect);
-                journal.finished = true;
-                if persist {
-                    journal
-                        .save(&rx.state_dir)
-                        .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
-                }
-                send(
-                    w,
-                    &Message::Finished {
-                        chunks: expect,
-                        bytes: journal.durable_bytes,
-                    },
-                )
-                .await?;
-                events::log(
-                    &rx.state_dir,
-                    &hello.task,
-                    "task-finish",
-                    &format!(
-                        "{} chunks, {} bytes this session; the source sent {chunks} chunks, {bytes} bytes in all",
-                        out.chunks, out.bytes
-                    ),
-                );
-                return Ok(out);
-            }
-            Message::Error(e) => {
-                return Err(refuse(e.code, format!("the source gave up: {}", e.message)));
-            }
-            other => {
-                return Err(refuse(
-                    ErrorCode::MalformedFrame,
-                    format!("unexpected message kind {}", other.kind()),
-                ));
             }
         }
     }
+    .await;
+    // A finished pass wrote its report before answering Finished.
+    if let Err(r) = &result {
+        if let Some(seq) = current {
+            tracker.failed(seq, &r.message);
+        }
+        let errors = vec![format!("{} ({:?})", r.message, r.code)];
+        tracker.write(
+            &rx.state_dir,
+            &hello.task,
+            &pass_name,
+            &hello.source,
+            errors,
+        );
+    }
+    result
 }
 
 /// BLAKE3 of the layout's encoding with the pass left out (a resume runs the
