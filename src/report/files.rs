@@ -144,10 +144,11 @@ pub fn write(
     let d = dir(state_dir);
     fs::create_dir_all(&d)?;
     let task = &report.task;
-    let lists: [(&str, &dyn Fn(&ChunkRow) -> bool); 3] = [
-        ("total_list", &|_| true),
-        ("completed_list", &|r| r.status.completed()),
-        ("error_list", &|r| r.status.failed()),
+    type Keep = fn(&ChunkRow) -> bool;
+    let lists: [(&str, Keep); 3] = [
+        ("total_list", |_| true),
+        ("completed_list", |r| r.status.completed()),
+        ("error_list", |r| r.status.failed()),
     ];
     let mut files = Vec::new();
     for (name, keep) in lists {
