@@ -20,7 +20,7 @@ img() { rm -f "$tmp/$1"; truncate -s "$2" "$tmp/$1"; echo "$tmp/$1"; }
 
 # GPT on 512-byte sectors, 128 KiB.
 g=$(img gpt.img 128k)
-sgdisk -q -n 1:40:100 -t 1:EF00 -n 2:101:200 -t 2:8E00 "$g" >/dev/null
+sgdisk -n 1:40:100 -t 1:EF00 -n 2:101:200 -t 2:8E00 "$g" >/dev/null
 cp "$g" "$out/gpt/seed-gpt512"
 
 # MBR with an extended partition and two logicals.
