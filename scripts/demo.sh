@@ -3,11 +3,13 @@
 #
 #   scripts/demo.sh [--auto]
 #
-# Until the migration demo exists end to end (receiver and source in QEMU
-# guests), this builds demo disks with real tools (GPT with ESP, BIOS boot,
+# Until the migration demo runs in QEMU guests with the TUI (the boot-image
+# issue), this builds demo disks with real tools (GPT with ESP, BIOS boot,
 # ext4, swap and LVM; MBR with logical partitions; a 4Kn disk; a VG spanning
-# two disks; btrfs, ntfs, LUKS, FAT16) and runs the real `ferry inventory` on
-# them: the tree a technician reads, then the JSON the planner reads.
+# two disks; btrfs, ntfs, LUKS, FAT16), runs the real `ferry inventory` on
+# them (the tree a technician reads, then the JSON the planner reads), and
+# migrates the GPT demo disk to a `ferry receive` on 127.0.0.1 over TLS, then
+# verifies it and shows the receiver's report.
 # --auto runs without pausing. Needs root (loop devices); installs what it needs.
 set -euo pipefail
 
@@ -56,5 +58,34 @@ echo "==> the same, as JSON (what the planner and the TUI read), summarised with
 ' | awk -F'\t' 'BEGIN { printf "%-14s %-12s %12s %12s\n", "volume", "holds", "bytes", "used bytes" }
                  { printf "%-14s %-12s %12d %12d\n", $1, $2, $3, $4; if ($5) { size += $3; used += $4 } }
                  END { printf "\nMigrating every disk would read %.1f%% of their bytes (LVs are inside their PVs).\n", 100 * used / size }'
+pause
+
+echo
+echo "==> migration: ferry receive on 127.0.0.1 (a stand-in for the intermediate instance)"
+rm -rf "$demo/receiver" "$demo/target.img"
+"$ferry" receive --target "$demo/target.img" --state-dir "$demo/receiver" \
+    --listen 127.0.0.1 --data-port 0 > "$demo/receiver.out" 2> "$demo/receiver.log" &
+rxpid=$!
+trap 'kill $rxpid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q '^pairing code' "$demo/receiver.out" 2>/dev/null && break; sleep 0.1; done
+cat "$demo/receiver.out"
+port=$(awk -F: '/^listening:/ {print $NF}' "$demo/receiver.out")
+fp=$(awk '/^fingerprint:/ {print $2}' "$demo/receiver.out")
+code=$(awk '/^pairing code:/ {print $3}' "$demo/receiver.out")
+echo
+echo "==> ferry send --receiver 127.0.0.1:$port --fingerprint ${fp:0:16}... --code $code gpt.img"
+"$ferry" send --receiver "127.0.0.1:$port" --fingerprint "$fp" --code "$code" --task demo gpt.img
+echo
+echo "==> the target, as ferry sees it"
+"$ferry" inventory "$demo/target.img" | head -12
+echo
+echo "==> ferry send --pass verify (compares every chunk's hash, sends nothing)"
+"$ferry" send --receiver "127.0.0.1:$port" --fingerprint "$fp" --code "$code" --task demo --pass verify gpt.img
+echo
+echo "==> the receiver's report ($demo/receiver/reports/)"
+ls "$demo/receiver/reports/"
+jq '{task, pass, state, bytes_written, wire_bytes, compression_ratio, volumes: [.volumes[] | {name, used_bytes, chunks, chunks_held}]}' \
+    "$demo/receiver/reports/demo_report.json"
+kill $rxpid 2>/dev/null || true
 echo
 echo "The demo disks stay in $demo; try: $ferry inventory --json --ranges $demo/whole.img"
