@@ -363,6 +363,17 @@ fn layout_digest(l: &Layout) -> String {
     digest::hash_hex(HashAlgo::Blake3, &digest::hash(HashAlgo::Blake3, &w.0))
 }
 
+fn too_small(target: &super::sink::Target, have: u64, need: u64) -> Refusal {
+    refuse(
+        ErrorCode::TargetTooSmall,
+        format!(
+            "{} holds {have} bytes; the plan needs {need} (enlarge it by {})",
+            target.path.display(),
+            need - have
+        ),
+    )
+}
+
 /// Target byte ranges a layout allows, per target.
 pub type Planned = Vec<RangeSet>;
 
@@ -409,10 +420,15 @@ impl Receiver {
             }
             need[t] = need[t].max(v.size);
         }
-        for (t, target) in self.targets.iter().enumerate() {
-            if need[t] == 0 {
-                continue;
-            }
+        // Every check first (in use, devices large enough), then grow image
+        // files: a refused layout changes nothing.
+        let used: Vec<(usize, &super::sink::Target)> = self
+            .targets
+            .iter()
+            .enumerate()
+            .filter(|(t, _)| need[*t] > 0)
+            .collect();
+        for &(t, target) in &used {
             let busy = target.in_use(&self.roots);
             if !busy.is_empty() && !self.force {
                 return Err(refuse(
@@ -424,16 +440,14 @@ impl Receiver {
                     ),
                 ));
             }
+            let have = target.size().unwrap_or(0);
+            if target.is_block_device() && have < need[t] {
+                return Err(too_small(target, have, need[t]));
+            }
+        }
+        for &(t, target) in &used {
             if let Err(have) = target.ensure_size(need[t]) {
-                return Err(refuse(
-                    ErrorCode::TargetTooSmall,
-                    format!(
-                        "{} holds {have} bytes; the plan needs {} (enlarge it by {})",
-                        target.path.display(),
-                        need[t],
-                        need[t] - have
-                    ),
-                ));
+                return Err(too_small(target, have, need[t]));
             }
         }
         Ok(planned)
