@@ -5,6 +5,7 @@
 //! (docs/inventory-json.md) read by the TUI, the planner and tests.
 
 mod build;
+mod tables;
 mod tree;
 
 use std::path::PathBuf;
