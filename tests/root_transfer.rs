@@ -62,54 +62,14 @@ fn root_ext4_with_garbage_in_free_blocks() {
 
     // Receive into a fresh image and send.
     let target = tmp.path().join("target.img");
-    let mut rx = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "receive",
-            "--listen",
-            "127.0.0.1",
-            "--data-port",
-            "0",
-            "--code",
-            "ROOT-TEST",
-        ])
-        .arg("--state-dir")
-        .arg(tmp.path().join("state"))
-        .arg("--target")
-        .arg(&target)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    {
-        use std::io::{BufRead, BufReader};
-        let mut lines = BufReader::new(rx.stdout.take().unwrap()).lines();
-        for l in lines.by_ref() {
-            let l = l.unwrap();
-            banner.push_str(&l);
-            banner.push('\n');
-            if l.starts_with("pairing code:") {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-    }
-    let field = |k: &str| {
-        banner
-            .lines()
-            .find_map(|l| l.strip_prefix(k))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
-    let port = field("listening:").rsplit(':').next().unwrap().to_string();
+    let (mut rx, port, fp) = receiver(tmp.path(), &target).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args([
             "send",
             "--receiver",
             &format!("127.0.0.1:{port}"),
             "--fingerprint",
-            &field("fingerprint:"),
+            &fp,
             "--code",
             "root-test",
             "--json",

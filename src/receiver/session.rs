@@ -374,6 +374,15 @@ fn too_small(target: &super::sink::Target, have: u64, need: u64) -> Refusal {
     )
 }
 
+/// Whether `[offset, offset+len)` on target `t` lies wholly inside the plan.
+fn within_plan(planned: &Planned, t: usize, offset: u64, len: u64) -> bool {
+    planned.get(t).is_some_and(|p| {
+        offset
+            .checked_add(len)
+            .is_some_and(|end| p.intersect(offset, end).map(|(a, b)| b - a).sum::<u64>() == len)
+    })
+}
+
 /// Target byte ranges a layout allows, per target.
 pub type Planned = Vec<RangeSet>;
 
@@ -464,11 +473,7 @@ impl Receiver {
         let h = &c.header;
         let t = h.target as usize;
         let len = h.len as u64;
-        let inside = planned.get(t).is_some_and(|p| {
-            h.offset.checked_add(len).is_some_and(|end| {
-                p.intersect(h.offset, end).map(|(a, b)| b - a).sum::<u64>() == len
-            })
-        });
+        let inside = within_plan(planned, t, h.offset, len);
         if !inside || len == 0 {
             return Err(refuse(
                 ErrorCode::OutOfExtent,
@@ -536,11 +541,7 @@ impl Receiver {
             .map(|c| {
                 let t = c.target as usize;
                 let len = c.len as u64;
-                let inside = planned.get(t).is_some_and(|p| {
-                    c.offset
-                        .checked_add(len)
-                        .is_some_and(|end| p.intersect(c.offset, end).map(|(a, b)| b - a).sum::<u64>() == len)
-                });
+                let inside = within_plan(planned, t, c.offset, len);
                 if !inside || len == 0 {
                     return Err(refuse(
                         ErrorCode::OutOfExtent,

@@ -247,15 +247,7 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
         tokio::select! {
             item = frames_rx.recv() => match item {
                 Some(Item::Frame { seq, len, zero, frame }) => {
-                    let wait = pacer.delay(frame.len() as u64, cfg.rate.get(), Instant::now());
-                    if !wait.is_zero() {
-                        tokio::time::sleep(wait).await;
-                    }
-                    w.write_all(&frame).await.context("sending to the receiver")?;
-                    report.chunks_sent += 1;
-                    report.bytes += len as u64;
-                    report.wire_bytes += frame.len() as u64;
-                    report.zero_chunks += zero as u64;
+                    send_frame(&mut w, &frame, len, zero, &cfg.rate, &mut pacer, &mut report).await?;
                     since_checkpoint += len as u64;
                     next_seq = seq + 1;
                     if since_checkpoint >= cfg.checkpoint_bytes {
@@ -316,6 +308,30 @@ async fn finish(
     let _ = tls.shutdown().await;
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Write one chunk frame, paced to the rate limit, and count it.
+async fn send_frame(
+    w: &mut TlsWrite,
+    frame: &Bytes,
+    len: u32,
+    zero: bool,
+    rate: &RateLimit,
+    pacer: &mut Pacer,
+    report: &mut SendReport,
+) -> anyhow::Result<()> {
+    let wait = pacer.delay(frame.len() as u64, rate.get(), Instant::now());
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    w.write_all(frame)
+        .await
+        .context("sending to the receiver")?;
+    report.chunks_sent += 1;
+    report.bytes += len as u64;
+    report.wire_bytes += frame.len() as u64;
+    report.zero_chunks += zero as u64;
+    Ok(())
 }
 
 /// Chunks compared per HashQuery.
@@ -387,17 +403,7 @@ async fn compare_pass(
             let chunk = prep.prepare(seq, c.target, c.offset, &data)?;
             let zero = chunk.header.codec == Codec::Zero;
             let frame = encode(&Message::Chunk(chunk), MAX_FRAME)?;
-            let wait = pacer.delay(frame.len() as u64, cfg.rate.get(), Instant::now());
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-            w.write_all(&frame)
-                .await
-                .context("sending to the receiver")?;
-            report.chunks_sent += 1;
-            report.bytes += c.len as u64;
-            report.wire_bytes += frame.len() as u64;
-            report.zero_chunks += zero as u64;
+            send_frame(w, &frame, c.len, zero, &cfg.rate, &mut pacer, report).await?;
         }
         if cfg.pass == Pass::Incremental {
             write_message(w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
