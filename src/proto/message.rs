@@ -240,6 +240,23 @@ pub enum Message {
         bytes: u64,
     },
     Error(ErrorMsg),
+    /// Receiver -> source, at any time after LayoutAccepted: the operator
+    /// changed the task through the control API.
+    Control(Control),
+    /// Source -> receiver, in a netcheck session instead of Layout: filler
+    /// bytes the receiver counts and discards; Finish ends the run and
+    /// Finished answers with what arrived.
+    Probe(Bytes),
+}
+
+/// What the receiver's operator asks of a running task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Control {
+    /// Mbit/s to use instead of the source's own limit or schedule
+    /// (`Some(0)`: no limit); `None` returns to the source's own.
+    pub rate_mbit: Option<u32>,
+    /// Stop sending data (after a checkpoint) until a Control with `false`.
+    pub paused: bool,
 }
 
 impl Message {
@@ -259,6 +276,8 @@ impl Message {
             Message::Finish { .. } => 11,
             Message::Finished { .. } => 12,
             Message::Error(_) => 13,
+            Message::Control(_) => 14,
+            Message::Probe(_) => 15,
         }
     }
 
@@ -329,6 +348,13 @@ impl Message {
             }
             Message::Error(e) => {
                 w.u16(e.code.to_u16()).str(&e.message);
+            }
+            Message::Control(c) => {
+                let flags = c.rate_mbit.is_some() as u8 | (c.paused as u8) << 1;
+                w.u8(flags).u32(c.rate_mbit.unwrap_or(0));
+            }
+            Message::Probe(data) => {
+                w.bytes(data);
             }
         }
     }
@@ -467,6 +493,19 @@ impl Message {
                     message: r.str()?,
                 })
             }
+            14 => {
+                let at = r.pos();
+                let flags = r.u8()?;
+                let rate = r.u32()?;
+                if flags & !3 != 0 || (flags & 1 == 0 && rate != 0) {
+                    return Err(r.invalid_at("control flags", at, format!("{flags:#x}")));
+                }
+                Message::Control(Control {
+                    rate_mbit: (flags & 1 != 0).then_some(rate),
+                    paused: flags & 2 != 0,
+                })
+            }
+            15 => Message::Probe(r.rest(payload)),
             k => return Err(r.invalid_at("message kind", 0, format!("unknown kind {k}"))),
         };
         r.finish()?;

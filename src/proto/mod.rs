@@ -6,6 +6,7 @@ pub mod digest;
 pub mod message;
 pub mod pairing;
 pub mod tls;
+pub mod udp;
 pub mod version;
 pub mod wire;
 

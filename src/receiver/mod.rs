@@ -1,6 +1,8 @@
 //! The receiver: listener, sessions, targets and journal.
 
+pub mod echo;
 pub mod journal;
+pub mod probe;
 pub mod server;
 pub mod session;
 pub mod sink;

@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use super::session::{self, Refusal};
 use super::sink::Target;
 use crate::disk::sysfs::Roots;
-use crate::proto::codec::{MAX_FRAME, read_message, write_message};
+use crate::proto::codec::{FrameReader, MAX_FRAME, write_message};
 use crate::proto::message::{ErrorCode, ErrorMsg, Message};
 use crate::proto::tls::Identity;
 use crate::report::events;
@@ -163,12 +163,13 @@ impl Receiver {
             Ok(Err(e)) => return self.refused("-", peer, &format!("TLS handshake failed: {e}")),
             Err(_) => return self.refused("-", peer, "TLS handshake timed out"),
         };
-        let (mut r, mut w) = tokio::io::split(tls);
+        let (r, mut w) = tokio::io::split(tls);
+        let mut r = FrameReader::new(r, MAX_FRAME);
         if self.rate_limited(peer.ip()) {
             let msg = format!("too many failed attempts; wait {} s", FAIL_WINDOW.as_secs());
             // Take the Hello first, so that closing does not reset the
             // connection before the source reads why.
-            let hello = read_message(&mut r, MAX_FRAME);
+            let hello = r.next();
             let _ = tokio::time::timeout(Duration::from_secs(5), hello).await;
             let e = Message::Error(ErrorMsg {
                 code: ErrorCode::RateLimited,
@@ -176,7 +177,7 @@ impl Receiver {
             });
             let _ = write_message(&mut w, &e, MAX_FRAME).await;
             self.refused("-", peer, &msg);
-            return close(r, w).await;
+            return close(r.into_inner(), w).await;
         }
         match session::run(&self, &mut r, &mut w, peer).await {
             Ok(out) => console(format_args!(
@@ -192,7 +193,7 @@ impl Receiver {
                 self.refused("-", peer, &format!("{message} ({code:?})"));
             }
         }
-        close(r, w).await;
+        close(r.into_inner(), w).await;
     }
 
     fn refused(&self, task: &str, peer: SocketAddr, why: &str) {

@@ -15,7 +15,7 @@ use super::journal::{Journal, valid_task};
 use super::server::Receiver;
 use super::tracker::Tracker;
 use crate::layout::ranges::RangeSet;
-use crate::proto::codec::{MAX_FRAME, read_message, write_message};
+use crate::proto::codec::{FrameReader, MAX_FRAME, write_message};
 use crate::proto::message::*;
 use crate::proto::{digest, pairing, version};
 use crate::report::events;
@@ -46,8 +46,11 @@ pub struct Outcome {
     pub bytes: u64,
 }
 
-async fn next<R: AsyncRead + Unpin>(r: &mut R, limit: Duration) -> Result<Message, Refusal> {
-    match tokio::time::timeout(limit, read_message(r, MAX_FRAME)).await {
+pub(crate) async fn next<R: AsyncRead + Unpin>(
+    r: &mut FrameReader<R>,
+    limit: Duration,
+) -> Result<Message, Refusal> {
+    match tokio::time::timeout(limit, r.next()).await {
         Err(_) => Err(refuse(
             ErrorCode::Internal,
             "timed out waiting for the source",
@@ -65,7 +68,7 @@ async fn next<R: AsyncRead + Unpin>(r: &mut R, limit: Duration) -> Result<Messag
     }
 }
 
-async fn send<W: AsyncWrite + Unpin>(w: &mut W, m: &Message) -> Result<(), Refusal> {
+pub(crate) async fn send<W: AsyncWrite + Unpin>(w: &mut W, m: &Message) -> Result<(), Refusal> {
     write_message(w, m, MAX_FRAME).await.map_err(|e| {
         refuse(
             ErrorCode::Internal,
@@ -77,7 +80,7 @@ async fn send<W: AsyncWrite + Unpin>(w: &mut W, m: &Message) -> Result<(), Refus
 /// Run a session on an established TLS stream.
 pub async fn run<R, W>(
     rx: &Arc<Receiver>,
-    r: &mut R,
+    r: &mut FrameReader<R>,
     w: &mut W,
     peer: SocketAddr,
 ) -> Result<Outcome, Refusal>
@@ -139,9 +142,11 @@ where
         &format!("from {peer} ({}), session {session}", hello.source),
     );
 
-    // Layout: checks before anything is written; one writing session at a time.
+    // Layout: checks before anything is written; one writing session at a
+    // time. A netcheck session sends probe data instead.
     let layout = match next(r, IDLE_TIMEOUT).await? {
         Message::Layout(l) => l,
+        Message::Probe(first) => return super::probe::run(rx, &hello.task, first, r, w).await,
         other => {
             return Err(refuse(
                 ErrorCode::MalformedFrame,

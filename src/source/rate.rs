@@ -5,20 +5,55 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The current limit, shared with whoever may change it during a run.
-#[derive(Debug, Clone, Default)]
-pub struct RateLimit(Arc<AtomicU64>);
+/// The current limit, shared with whoever may change it during a run: the
+/// source's own limit or schedule sets the base; the receiver's operator may
+/// override it through the control API (and lift the override again).
+#[derive(Debug, Clone)]
+pub struct RateLimit(Arc<Limits>);
+
+#[derive(Debug)]
+struct Limits {
+    base: AtomicU64,
+    /// `NO_OVERRIDE` when the receiver has not overridden the base.
+    over: AtomicU64,
+}
+
+const NO_OVERRIDE: u64 = u64::MAX;
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit::new(0)
+    }
+}
 
 impl RateLimit {
     /// `mbit` Mbit/s; 0 means unlimited.
     pub fn new(mbit: u64) -> Self {
-        RateLimit(Arc::new(AtomicU64::new(mbit)))
+        RateLimit(Arc::new(Limits {
+            base: AtomicU64::new(mbit),
+            over: AtomicU64::new(NO_OVERRIDE),
+        }))
     }
+    /// Set the source's own limit (from the command line or the schedule).
     pub fn set(&self, mbit: u64) {
-        self.0.store(mbit, Ordering::Relaxed);
+        self.0.base.store(mbit, Ordering::Relaxed);
     }
+    /// The receiver's override (`Some(0)`: unlimited), or `None` to go back
+    /// to the source's own limit.
+    pub fn set_override(&self, mbit: Option<u64>) {
+        let v = mbit.map_or(NO_OVERRIDE, |m| m.min(NO_OVERRIDE - 1));
+        self.0.over.store(v, Ordering::Relaxed);
+    }
+    pub fn overridden(&self) -> Option<u64> {
+        match self.0.over.load(Ordering::Relaxed) {
+            NO_OVERRIDE => None,
+            v => Some(v),
+        }
+    }
+    /// The limit in force, Mbit/s (0 = none).
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.overridden()
+            .unwrap_or_else(|| self.0.base.load(Ordering::Relaxed))
     }
 }
 
@@ -69,5 +104,10 @@ mod tests {
         let r = RateLimit::new(5);
         r.set(7);
         assert_eq!(r.clone().get(), 7);
+        r.set_override(Some(0));
+        r.set(9);
+        assert_eq!(r.get(), 0, "the receiver's override wins over the base");
+        r.set_override(None);
+        assert_eq!(r.get(), 9, "lifting the override restores the base");
     }
 }
