@@ -1,10 +1,13 @@
 //! Fast tier: resume after a killed `ferry send` and a restarted `ferry
 //! receive`, with real processes on 127.0.0.1 (no root).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::receiver::spawn_receiver;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferry");
 
@@ -15,46 +18,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Start a receiver; returns it with its port and fingerprint (read from the
-/// lines it prints on start).
-fn receiver(dir: &Path, target: &Path) -> (Proc, u16, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "receive",
-            "--listen",
-            "127.0.0.1",
-            "--data-port",
-            "0",
-            "--code",
-            "RSME-TEST",
-        ])
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--target")
-        .arg(target)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let (mut port, mut fp) = (0, String::new());
-    for line in out.lines() {
-        let line = line.unwrap();
-        if let Some(a) = line.strip_prefix("listening: ") {
-            port = a.rsplit(':').next().unwrap().parse().unwrap();
-        } else if let Some(f) = line.strip_prefix("fingerprint: ") {
-            fp = f.to_string();
-        } else if line.starts_with("pairing code: ") {
-            break;
-        }
-    }
-    assert!(
-        port > 0 && fp.len() == 64,
-        "receiver did not announce itself"
-    );
-    (Proc(child), port, fp)
 }
 
 fn send_cmd(port: u16, fp: &str, src: &Path, extra: &[&str]) -> Command {
@@ -111,7 +74,8 @@ fn resume_after_killed_sender_and_restarted_receiver() {
     let target = dir.join("target.img");
 
     // 1. Kill the sender mid-transfer (80 Mbit/s: the 48 MiB take ~5 s).
-    let (rx, port, fp) = receiver(dir, &target);
+    let rx = spawn_receiver(dir, &[&target], "RSME-TEST").unwrap();
+    let (port, fp) = (rx.port, rx.fingerprint.clone());
     let sender = Proc(
         send_cmd(port, &fp, &src, &["--rate", "80"])
             .stdout(Stdio::null())
@@ -123,8 +87,9 @@ fn resume_after_killed_sender_and_restarted_receiver() {
 
     // 2. Kill the receiver too, restart it on the same state dir: same identity.
     drop(rx);
-    let (_rx, port, fp2) = receiver(dir, &target);
-    assert_eq!(fp2, fp, "the identity survives a restart");
+    let rx = spawn_receiver(dir, &[&target], "RSME-TEST").unwrap();
+    let port = rx.port;
+    assert_eq!(rx.fingerprint, fp, "the identity survives a restart");
 
     // 3. Resume: only what is past the checkpoint travels.
     let out = send_cmd(port, &fp, &src, &["--pass", "resume", "--json"])

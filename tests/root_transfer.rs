@@ -7,8 +7,9 @@ mod common;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use common::receiver::spawn_receiver;
 use common::*;
 
 #[test]
@@ -62,7 +63,8 @@ fn root_ext4_with_garbage_in_free_blocks() {
 
     // Receive into a fresh image and send.
     let target = tmp.path().join("target.img");
-    let (mut rx, port, fp) = receiver(tmp.path(), &target).unwrap();
+    let rx = spawn_receiver(tmp.path(), &[&target], "ROOT-TEST").unwrap();
+    let (port, fp) = (rx.port, rx.fingerprint.clone());
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args([
             "send",
@@ -77,8 +79,7 @@ fn root_ext4_with_garbage_in_free_blocks() {
         .arg(&src)
         .output()
         .unwrap();
-    let _ = rx.kill();
-    let _ = rx.wait();
+    drop(rx);
     assert!(
         out.status.success(),
         "{}",
@@ -118,53 +119,6 @@ fn root_ext4_with_garbage_in_free_blocks() {
     assert_eq!(digests(mt.path()), want, "every file matches");
 }
 
-/// Start `ferry receive` on `target`; its banner, or its stderr when it refuses.
-fn receiver(
-    dir: &std::path::Path,
-    target: &std::path::Path,
-) -> Result<(std::process::Child, String, String), String> {
-    use std::io::{BufRead, BufReader};
-    let mut rx = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "receive",
-            "--listen",
-            "127.0.0.1",
-            "--data-port",
-            "0",
-            "--code",
-            "ROOT-TEST",
-        ])
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--target")
-        .arg(target)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut port = None;
-    let mut fp = None;
-    let mut lines = BufReader::new(rx.stdout.take().unwrap()).lines();
-    for l in lines.by_ref() {
-        let l = l.unwrap();
-        if let Some(a) = l.strip_prefix("listening: ") {
-            port = Some(a.rsplit(':').next().unwrap().to_string());
-        } else if let Some(f) = l.strip_prefix("fingerprint: ") {
-            fp = Some(f.to_string());
-        } else if l.starts_with("pairing code:") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    match (port, fp) {
-        (Some(p), Some(f)) => Ok((rx, p, f)),
-        _ => {
-            let out = rx.wait_with_output().unwrap();
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    }
-}
-
 #[test]
 fn root_targets_too_small_or_in_use_are_refused_before_writing() {
     fixtures();
@@ -176,7 +130,8 @@ fn root_targets_too_small_or_in_use_are_refused_before_writing() {
     let small = tmp.path().join("small.img");
     std::fs::write(&small, vec![0u8; 4 << 20]).unwrap();
     let lo = Loop::attach(&small, 0, None, None, false);
-    let (mut rx, port, fp) = receiver(tmp.path(), lo.path()).unwrap();
+    let rx = spawn_receiver(tmp.path(), &[lo.path()], "ROOT-TEST").unwrap();
+    let (port, fp) = (rx.port, rx.fingerprint.clone());
     let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args([
             "send",
@@ -190,8 +145,7 @@ fn root_targets_too_small_or_in_use_are_refused_before_writing() {
         .arg(&src)
         .output()
         .unwrap();
-    let _ = rx.kill();
-    let _ = rx.wait();
+    drop(rx);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -212,7 +166,7 @@ fn root_targets_too_small_or_in_use_are_refused_before_writing() {
     run("mkfs.ext4", &["-q", "-F", &fsimg.display().to_string()]);
     let lo2 = Loop::attach(&fsimg, 0, None, None, false);
     let m = Mount::new(lo2.path(), "ext4");
-    let e = receiver(&tmp.path().join("r2"), lo2.path())
+    let e = spawn_receiver(&tmp.path().join("r2"), &[lo2.path()], "ROOT-TEST")
         .map(|_| ())
         .unwrap_err();
     assert!(e.contains("is in use") && e.contains("mounted on"), "{e}");

@@ -1,4 +1,4 @@
-//! `ferry receive --target DISK|FILE ... [--state-dir DIR] [--listen ADDR] [--data-port N]`
+//! `ferry receive --target DISK|FILE ... [--state-dir DIR] [--listen ADDR] [--data-port N] [--api-port N]`
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -7,7 +7,8 @@ use clap::Args;
 
 use crate::disk::sysfs::Roots;
 use crate::proto::tls::{fingerprint_grouped, fingerprint_hex};
-use crate::receiver::{ReceiveConfig, Receiver};
+use crate::receiver::server::console;
+use crate::receiver::{ReceiveConfig, Receiver, api, echo};
 
 #[derive(Debug, Args)]
 pub struct ReceiveArgs {
@@ -24,6 +25,9 @@ pub struct ReceiveArgs {
     /// Data port (0: any free port, printed on start).
     #[arg(long, default_value_t = crate::source::send::DATA_PORT)]
     pub data_port: u16,
+    /// Control API port, HTTPS (0: any free port, printed on start).
+    #[arg(long, default_value_t = crate::receiver::api::API_PORT)]
+    pub api_port: u16,
     /// Use this pairing code instead of a new random one (unattended setups).
     #[arg(long)]
     pub code: Option<String>,
@@ -52,14 +56,29 @@ pub fn run(a: ReceiveArgs) -> anyhow::Result<i32> {
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::new(a.listen, a.data_port)).await?;
         let local = listener.local_addr()?;
+        let api_listener = tokio::net::TcpListener::bind(SocketAddr::new(a.listen, a.api_port))
+            .await
+            .map_err(|e| anyhow::anyhow!("control API port {}: {e}", a.api_port))?;
+        let api_addr = api_listener.local_addr()?;
+        // Netcheck's UDP probes share the data port's number.
+        match tokio::net::UdpSocket::bind(local).await {
+            Ok(sock) => {
+                tokio::spawn(echo::serve(rx.clone(), sock));
+            }
+            Err(e) => console(format_args!(
+                "ferry receive: warning: no UDP echo on {local} ({e}); netcheck will see 100% loss"
+            )),
+        }
+        tokio::spawn(api::serve(rx.clone(), api_listener, local, std::future::pending()));
         // One fact per line, stable for scripts. A reader that stops reading
         // (a closed pipe) must not stop the receiver: write errors are ignored.
         let targets: Vec<String> = cfg.targets.iter().map(|t| t.display().to_string()).collect();
         let banner = format!(
-            "listening: {local}\nfingerprint: {}\nfingerprint (grouped): {}\npairing code: {}\ntargets: {}\n",
+            "listening: {local}\napi: https://{api_addr}\nfingerprint: {}\nfingerprint (grouped): {}\npairing code: {}\napi token: {}\ntargets: {}\n",
             fingerprint_hex(&rx.fingerprint),
             fingerprint_grouped(&rx.fingerprint),
             rx.code,
+            crate::proto::pairing::api_token(&rx.code, &rx.fingerprint),
             targets.join(", ")
         );
         {

@@ -1,11 +1,13 @@
 //! The receiver: listener, sessions, targets and journal.
 
+pub mod api;
 pub mod echo;
 pub mod journal;
 pub mod probe;
 pub mod server;
 pub mod session;
 pub mod sink;
+pub mod tasks;
 pub mod tracker;
 
 pub use server::{ReceiveConfig, Receiver};

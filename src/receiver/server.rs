@@ -52,6 +52,7 @@ pub struct Receiver {
     pub roots: Roots,
     /// Held by the session writing the targets.
     pub writing: tokio::sync::Mutex<()>,
+    pub tasks: super::tasks::Tasks,
     max_sessions: usize,
     sessions: AtomicU64,
     failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
@@ -91,6 +92,7 @@ impl Receiver {
             force: cfg.force,
             roots: cfg.roots.clone(),
             writing: tokio::sync::Mutex::new(()),
+            tasks: super::tasks::Tasks::load(&cfg.state_dir),
             max_sessions: cfg.max_sessions.max(1),
             sessions: AtomicU64::new(0),
             failures: Mutex::new(HashMap::new()),
@@ -100,6 +102,16 @@ impl Receiver {
 
     pub fn next_session(&self) -> u64 {
         self.sessions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Sessions that passed the pairing check since start.
+    pub fn sessions_started(&self) -> u64 {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
+    /// The TLS acceptor, shared by the data port and the control API.
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.clone()
     }
 
     pub fn record_failure(&self, ip: IpAddr) {
@@ -184,7 +196,7 @@ impl Receiver {
                 "ferry receive: task {} from {peer}: {} chunks, {} bytes written",
                 out.task, out.chunks, out.bytes
             )),
-            Err(Refusal { code, message }) => {
+            Err(Refusal { code, message, .. }) => {
                 let e = Message::Error(ErrorMsg {
                     code,
                     message: message.clone(),

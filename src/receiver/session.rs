@@ -19,22 +19,35 @@ use crate::proto::codec::{FrameReader, MAX_FRAME, write_message};
 use crate::proto::message::*;
 use crate::proto::{digest, pairing, version};
 use crate::report::events;
+use crate::report::task::TaskState;
 
 /// How long a source may take to say Hello, and to send the next frame.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a paused source may stay silent.
+pub const PAUSED_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Why a session ended early: sent to the source as an Error, logged, shown.
 #[derive(Debug)]
 pub struct Refusal {
     pub code: ErrorCode,
     pub message: String,
+    /// The link dropped or went silent: the task can resume, it did not fail.
+    pub interrupted: bool,
 }
 
 pub(crate) fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
     Refusal {
         code,
         message: message.into(),
+        interrupted: false,
+    }
+}
+
+fn dropped(message: impl Into<String>) -> Refusal {
+    Refusal {
+        interrupted: true,
+        ..refuse(ErrorCode::Internal, message)
     }
 }
 
@@ -51,15 +64,12 @@ pub(crate) async fn next<R: AsyncRead + Unpin>(
     limit: Duration,
 ) -> Result<Message, Refusal> {
     match tokio::time::timeout(limit, r.next()).await {
-        Err(_) => Err(refuse(
-            ErrorCode::Internal,
-            "timed out waiting for the source",
-        )),
+        Err(_) => Err(dropped("timed out waiting for the source")),
         Ok(Ok(Some(m))) => Ok(m),
-        Ok(Ok(None)) => Err(refuse(
-            ErrorCode::Internal,
-            "the source closed the connection",
-        )),
+        Ok(Ok(None)) => Err(dropped("the source closed the connection")),
+        Ok(Err(e @ (crate::proto::FrameError::Truncated | crate::proto::FrameError::Io(_)))) => {
+            Err(dropped(format!("connection to the source lost: {e}")))
+        }
         Ok(Err(crate::proto::FrameError::TooLarge { len, max })) => Err(refuse(
             ErrorCode::FrameTooLarge,
             format!("frame of {len} bytes exceeds the {max}-byte limit"),
@@ -154,12 +164,12 @@ where
             ));
         }
     };
-    let _busy = rx.writing.try_lock().map_err(|_| {
+    let mut busy = Some(rx.writing.try_lock().map_err(|_| {
         refuse(
             ErrorCode::TargetInUse,
             "the targets are being written by another session",
         )
-    })?;
+    })?);
     let planned = rx.check_layout(&layout)?;
     let digest = layout_digest(&layout);
     let journal = Journal::load(&rx.state_dir, &hello.task)
@@ -184,12 +194,33 @@ where
         finished: false,
     };
     let mut tracker = Tracker::new(&layout, resume_seq)?;
+    let mut ctl = rx.tasks.begin(tracker.status(
+        &hello.task,
+        &layout,
+        resume_seq,
+        &hello.source,
+        peer,
+        session,
+    ));
     if persist {
         journal
             .save(&rx.state_dir)
             .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
     }
     send(w, &Message::LayoutAccepted(LayoutAccepted { resume_seq })).await?;
+    rx.tasks.set_state(&hello.task, TaskState::Syncing, None);
+    // The operator may have set a rate limit or stopped the task before
+    // this session began.
+    let mut paused = false;
+    let first = *ctl.borrow_and_update();
+    if first != Control::default() {
+        paused = first.paused;
+        send(w, &Message::Control(first)).await?;
+        if paused {
+            rx.tasks.control(&hello.task, |_| {});
+        }
+    }
+    let mut ctl_open = true;
     events::log(
         &rx.state_dir,
         &hello.task,
@@ -212,9 +243,29 @@ where
         zstd::bulk::Decompressor::new().map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
     let mut current: Option<u64> = None;
     let pass_name = format!("{:?}", layout.pass);
+    let task = hello.task.as_str();
     let result = async {
         loop {
-            match next(r, IDLE_TIMEOUT).await? {
+            let idle = if paused { PAUSED_TIMEOUT } else { IDLE_TIMEOUT };
+            let msg = tokio::select! {
+                m = next(r, idle) => m?,
+                changed = ctl.changed(), if ctl_open => {
+                    if changed.is_err() {
+                        ctl_open = false;
+                        continue;
+                    }
+                    let c = *ctl.borrow_and_update();
+                    paused = c.paused;
+                    send(w, &Message::Control(c)).await?;
+                    events::log(&rx.state_dir, task, "task-control", &format!(
+                        "rate limit {}, {}",
+                        c.rate_mbit.map_or("the source's own".to_string(), |m| format!("{m} Mbit/s")),
+                        if c.paused { "paused" } else { "running" }
+                    ));
+                    continue;
+                }
+            };
+            match msg {
                 Message::Chunk(c) => {
                     // Full and resumed passes send every chunk in order; an
                     // incremental pass skips the chunks the receiver holds.
@@ -236,7 +287,16 @@ where
                     let n = tokio::task::block_in_place(|| {
                         rx.write_chunk(&planned, layout.hash, &c, &mut decompressor)
                     })?;
-                    tracker.written(&c.header, c.header.codec == Codec::Zero, c.data.len());
+                    let zero = c.header.codec == Codec::Zero;
+                    tracker.written(&c.header, zero, c.data.len());
+                    rx.tasks.update(task, |s| {
+                        s.chunks_done += 1;
+                        s.bytes_done += n;
+                        s.chunks_written += 1;
+                        s.bytes_written += n;
+                        s.wire_bytes += c.data.len() as u64;
+                        s.zero_chunks += zero as u64;
+                    });
                     current = None;
                     expect = c.header.seq + 1;
                     out.chunks += 1;
@@ -254,6 +314,21 @@ where
                         tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &q.chunks))?;
                     let hashes: Vec<[u8; 32]> = q.chunks.iter().map(|c| c.hash).collect();
                     tracker.answered(q.first_seq, &have, &hashes, layout.pass == Pass::Verify);
+                    let held: Vec<&ChunkRef> =
+                        q.chunks.iter().zip(&have).filter(|(_, h)| **h).map(|(c, _)| c).collect();
+                    let differ = (q.chunks.len() - held.len()) as u64;
+                    let verify = layout.pass == Pass::Verify;
+                    rx.tasks.update(task, |s| {
+                        s.chunks_held += held.len() as u64;
+                        s.chunks_done += held.len() as u64;
+                        s.bytes_done += held.iter().map(|c| c.len as u64).sum::<u64>();
+                        if verify {
+                            s.chunks_differ += differ;
+                            s.chunks_done += differ;
+                            s.bytes_done += q.chunks.iter().zip(&have)
+                                .filter(|(_, h)| !**h).map(|(c, _)| c.len as u64).sum::<u64>();
+                        }
+                    });
                     send(
                         w,
                         &Message::HashAnswer(HashAnswer {
@@ -285,6 +360,7 @@ where
                     .await?;
                 }
                 Message::Finish { chunks, bytes } => {
+                    rx.tasks.set_state(task, TaskState::Processing, None);
                     tokio::task::block_in_place(|| rx.sync())?;
                     // Read back what this session wrote before calling it done.
                     let have =
@@ -299,6 +375,7 @@ where
                             ),
                         ));
                     }
+                    rx.tasks.set_state(task, TaskState::Cleaning, None);
                     journal.durable_seq = chunks.max(expect);
                     journal.finished = true;
                     if persist {
@@ -307,14 +384,7 @@ where
                             .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
                     }
                     tracker.write(&rx.state_dir, &hello.task, &pass_name, &hello.source, Vec::new());
-                    send(
-                        w,
-                        &Message::Finished {
-                            chunks: expect,
-                            bytes: journal.durable_bytes,
-                        },
-                    )
-                    .await?;
+                    rx.tasks.set_state(task, TaskState::Finished, None);
                     events::log(
                         &rx.state_dir,
                         &hello.task,
@@ -324,6 +394,17 @@ where
                             out.chunks, out.bytes
                         ),
                     );
+                    // Everything is durable and recorded: the targets are
+                    // free for the next pass before the source hears so.
+                    busy.take();
+                    send(
+                        w,
+                        &Message::Finished {
+                            chunks: expect,
+                            bytes: journal.durable_bytes,
+                        },
+                    )
+                    .await?;
                     return Ok(out);
                 }
                 Message::Error(e) => {
@@ -344,7 +425,14 @@ where
         if let Some(seq) = current {
             tracker.failed(seq, &r.message);
         }
-        let errors = vec![format!("{} ({:?})", r.message, r.code)];
+        let error = format!("{} ({:?})", r.message, r.code);
+        let state = if r.interrupted {
+            TaskState::Interrupted
+        } else {
+            TaskState::InError
+        };
+        rx.tasks.set_state(&hello.task, state, Some(error.clone()));
+        let errors = vec![error];
         tracker.write(
             &rx.state_dir,
             &hello.task,

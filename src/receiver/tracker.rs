@@ -12,6 +12,7 @@ use crate::proto::digest;
 use crate::proto::message::{ChunkHeader, ErrorCode, HashAlgo, Layout};
 use crate::report::events::utc_now;
 use crate::report::files::{self, ChunkRow, Status, TaskReport, VolumeReport};
+use crate::report::task::TaskStatus;
 use crate::source::chunk::pieces;
 
 /// The most chunks one layout may plan (64 TiB of used data at 1 MiB).
@@ -92,6 +93,33 @@ impl Tracker {
             start: Instant::now(),
             wire_bytes: 0,
         })
+    }
+
+    /// The task's status as a session of this pass begins.
+    pub fn status(
+        &self,
+        task: &str,
+        layout: &Layout,
+        resume_seq: u64,
+        source: &str,
+        peer: std::net::SocketAddr,
+        session: u64,
+    ) -> TaskStatus {
+        let durable = self.rows.iter().take(resume_seq as usize);
+        TaskStatus {
+            pass: format!("{:?}", layout.pass).to_lowercase(),
+            source: source.to_string(),
+            peer: peer.to_string(),
+            session,
+            started: self.started.clone(),
+            volumes: layout.volumes.iter().map(|v| v.name.clone()).collect(),
+            chunks_total: self.rows.len() as u64,
+            bytes_total: self.rows.iter().map(|r| r.len as u64).sum(),
+            chunks_done: resume_seq.min(self.rows.len() as u64),
+            bytes_done: durable.map(|r| r.len as u64).sum(),
+            resumed_at: resume_seq,
+            ..TaskStatus::new(task)
+        }
     }
 
     /// A chunk must be the one its sequence number names in the plan.

@@ -122,7 +122,7 @@ fn csv_row(r: &ChunkRow) -> String {
 
 const HEADER: &str = "volume,offset,length,crc64,hash,status,time,error\n";
 
-fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp)?;
     f.write_all(body)?;

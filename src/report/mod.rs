@@ -1,4 +1,5 @@
-//! Task records: the events log (and, with the reports issue, the report files).
+//! Task records: the state machine and status, the events log, the report files.
 
 pub mod events;
 pub mod files;
+pub mod task;

@@ -20,7 +20,7 @@ use super::chunk::{CHUNK_SIZE, Preparer, pieces};
 use super::rate::{Pacer, RateLimit};
 use super::volumes::{SourceVolume, open_volumes};
 use crate::disk::sysfs::Roots;
-use crate::proto::codec::{MAX_FRAME, encode, read_message, write_message};
+use crate::proto::codec::{FrameReader, MAX_FRAME, encode, write_message};
 use crate::proto::message::*;
 use crate::proto::{pairing, tls, version};
 
@@ -48,6 +48,8 @@ pub struct SendConfig {
     pub checkpoint_bytes: u64,
     /// Network rate limit in Mbit/s (0 = none); may change during the pass.
     pub rate: RateLimit,
+    /// Source read limit in MB/s (0 = none).
+    pub read_limit: u64,
     pub roots: Roots,
 }
 
@@ -73,6 +75,7 @@ impl SendConfig {
             hash: HashAlgo::Blake3,
             checkpoint_bytes: 256 << 20,
             rate: RateLimit::default(),
+            read_limit: 0,
             roots: Roots::system(),
         }
     }
@@ -193,7 +196,8 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
         .connect(tls::server_name(), tcp)
         .await
         .with_context(|| format!("TLS with the receiver at {addr}"))?;
-    let (mut r, mut w) = tokio::io::split(tls);
+    let (r, mut w) = tokio::io::split(tls);
+    let mut r = FrameReader::new(r, MAX_FRAME);
 
     let nonce = pairing::nonce();
     let hello = Hello {
@@ -205,7 +209,7 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
         task: cfg.task.clone(),
     };
     write_message(&mut w, &Message::Hello(hello), MAX_FRAME).await?;
-    match read_message(&mut r, MAX_FRAME).await? {
+    match r.next().await? {
         Some(Message::Welcome(_)) => {}
         Some(Message::VersionMismatch(v)) => bail!(
             "the receiver speaks protocol {}..{}, this source {}..{}: use matching ferry versions",
@@ -218,7 +222,7 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
         other => bail!("unexpected reply to Hello: {other:?}"),
     }
     write_message(&mut w, &Message::Layout(layout(&volumes, cfg)), MAX_FRAME).await?;
-    let resume = match read_message(&mut r, MAX_FRAME).await? {
+    let resume = match r.next().await? {
         Some(Message::LayoutAccepted(a)) => a.resume_seq,
         Some(Message::Error(e)) => return Err(refusal(&e)),
         other => bail!("unexpected reply to Layout: {other:?}"),
@@ -243,9 +247,27 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
     let mut since_checkpoint = 0u64;
     let mut next_seq = resume;
     let mut pacer = Pacer::default();
+    let mut paused = false;
     loop {
         tokio::select! {
-            item = frames_rx.recv() => match item {
+            // The receiver's word (a pause) goes before the next frame.
+            biased;
+            msg = r.next() => match msg? {
+                Some(Message::Ack { .. }) => {}
+                Some(Message::Control(c)) => {
+                    let was = paused;
+                    paused = apply_control(cfg, c, was);
+                    if paused && !was {
+                        // Make what was sent durable while the task waits.
+                        write_message(&mut w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
+                        since_checkpoint = 0;
+                    }
+                }
+                Some(Message::Error(e)) => return Err(refusal(&e)),
+                Some(other) => bail!("unexpected message from the receiver: kind {}", other.kind()),
+                None => bail!("the receiver closed the connection"),
+            },
+            item = frames_rx.recv(), if !paused => match item {
                 Some(Item::Frame { seq, len, zero, frame }) => {
                     send_frame(&mut w, &frame, len, zero, &cfg.rate, &mut pacer, &mut report).await?;
                     since_checkpoint += len as u64;
@@ -263,19 +285,13 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
                 Some(Item::Hashed { .. }) => bail!("internal: a hash-only result in a sending pass"),
                 None => break,
             },
-            msg = read_message(&mut r, MAX_FRAME) => match msg? {
-                Some(Message::Ack { .. }) => {}
-                Some(Message::Error(e)) => return Err(refusal(&e)),
-                Some(other) => bail!("unexpected message from the receiver: kind {}", other.kind()),
-                None => bail!("the receiver closed the connection"),
-            },
         }
     }
     let _ = pipeline.join();
     finish(r, w, next_seq, report, start).await
 }
 
-type TlsRead = tokio::io::ReadHalf<tokio_rustls::client::TlsStream<TcpStream>>;
+type TlsRead = FrameReader<tokio::io::ReadHalf<tokio_rustls::client::TlsStream<TcpStream>>>;
 type TlsWrite = tokio::io::WriteHalf<tokio_rustls::client::TlsStream<TcpStream>>;
 
 /// Finish the pass: the receiver syncs, reads back what it wrote, and answers.
@@ -297,14 +313,14 @@ async fn finish(
     )
     .await?;
     loop {
-        match read_message(&mut r, MAX_FRAME).await? {
+        match r.next().await? {
             Some(Message::Ack { .. }) => continue,
             Some(Message::Finished { .. }) => break,
             Some(Message::Error(e)) => return Err(refusal(&e)),
             other => bail!("unexpected reply to Finish: {other:?}"),
         }
     }
-    let mut tls = r.unsplit(w);
+    let mut tls = r.into_inner().unsplit(w);
     let _ = tls.shutdown().await;
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
@@ -350,6 +366,7 @@ async fn compare_pass(
 ) -> anyhow::Result<u64> {
     let mut prep = Preparer::new(cfg.level, cfg.hash)?;
     let mut pacer = Pacer::default();
+    let mut paused = false;
     let mut batch: Vec<(u64, ChunkRef)> = Vec::with_capacity(QUERY_BATCH);
     let mut next_seq = 0;
     loop {
@@ -374,8 +391,12 @@ async fn compare_pass(
         };
         write_message(w, &Message::HashQuery(query), MAX_FRAME).await?;
         let have = loop {
-            match read_message(r, MAX_FRAME).await? {
+            match r.next().await? {
                 Some(Message::Ack { .. }) => continue,
+                Some(Message::Control(c)) => {
+                    paused = apply_control(cfg, c, paused);
+                    continue;
+                }
                 Some(Message::HashAnswer(a)) if a.have.len() == batch.len() => break a.have,
                 Some(Message::Error(e)) => return Err(refusal(&e)),
                 other => bail!("unexpected reply to a hash query: {other:?}"),
@@ -411,7 +432,45 @@ async fn compare_pass(
         if done {
             return Ok(next_seq);
         }
+        // Stopped by the receiver's operator: wait for the start.
+        while paused {
+            match r.next().await? {
+                Some(Message::Control(c)) => paused = apply_control(cfg, c, paused),
+                Some(Message::Ack { .. }) => {}
+                Some(Message::Error(e)) => return Err(refusal(&e)),
+                other => bail!("unexpected message while paused: {other:?}"),
+            }
+        }
     }
+}
+
+/// Follow the receiver operator's Control: the rate limit override now, and
+/// whether to pause. Returns whether the task is paused.
+fn apply_control(cfg: &SendConfig, c: Control, was_paused: bool) -> bool {
+    let before = cfg.rate.get();
+    cfg.rate.set_override(c.rate_mbit.map(u64::from));
+    let now = cfg.rate.get();
+    if now != before {
+        let limit = match now {
+            0 => "no limit".to_string(),
+            m => format!("{m} Mbit/s"),
+        };
+        notice(format_args!("the receiver set the rate limit: {limit}"));
+    }
+    match (was_paused, c.paused) {
+        (false, true) => notice(format_args!(
+            "the receiver paused the task; waiting for it to be started"
+        )),
+        (true, false) => notice(format_args!("the receiver started the task again")),
+        _ => {}
+    }
+    c.paused
+}
+
+/// A line on the source's console (stderr); a closed console is ignored.
+fn notice(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "ferry send: {line}");
 }
 
 fn hostname() -> String {
@@ -474,14 +533,20 @@ fn start_pipeline(
             }
         });
     }
+    let read_mbit = cfg.read_limit.saturating_mul(8);
     std::thread::spawn(move || {
         let mut seq = 0u64;
+        let mut pacer = Pacer::default();
         for (vi, v) in volumes.iter().enumerate() {
             for (offset, len) in pieces(&v.used, CHUNK_SIZE) {
                 let s = seq;
                 seq += 1;
                 if s < resume {
                     continue;
+                }
+                let wait = pacer.delay(len as u64, read_mbit, Instant::now());
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
                 }
                 let mut data = vec![0u8; len as usize];
                 let (reply_tx, reply_rx) = sync_channel(1);

@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 use ferry::inventory::{Content, Inventory, InventoryConfig, inventory};
 use serde_json::Value;
 
+pub mod receiver;
+
 /// The fixture directory built by `scripts/fixtures.sh`, or a loud failure
 /// with the remedy. Root tests never skip.
 pub fn fixtures() -> PathBuf {

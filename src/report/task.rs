@@ -1,0 +1,207 @@
+//! A task's state machine and the status the receiver shows for it (control
+//! API, console, TUI). The status is kept in `<state dir>/tasks/<task>.status.json`
+//! so a restarted receiver still answers for past tasks.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a task stands on the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// A session is checking the layout and the targets; no data yet.
+    Preparing,
+    /// Chunks arrive (or, in comparison passes, hashes are compared).
+    Syncing,
+    /// The operator stopped the task; the source holds its data until started.
+    Paused,
+    /// The source finished: syncing, reading back what was written.
+    Processing,
+    /// Writing the journal and the report files.
+    Cleaning,
+    Finished,
+    /// The session ended before the pass did; the same task resumes.
+    Interrupted,
+    /// Refused or failed; the reason is the last of `errors`.
+    InError,
+}
+
+impl TaskState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskState::Preparing => "preparing",
+            TaskState::Syncing => "syncing",
+            TaskState::Paused => "paused",
+            TaskState::Processing => "processing",
+            TaskState::Cleaning => "cleaning",
+            TaskState::Finished => "finished",
+            TaskState::Interrupted => "interrupted",
+            TaskState::InError => "in_error",
+        }
+    }
+
+    pub const ALL: [TaskState; 8] = [
+        TaskState::Preparing,
+        TaskState::Syncing,
+        TaskState::Paused,
+        TaskState::Processing,
+        TaskState::Cleaning,
+        TaskState::Finished,
+        TaskState::Interrupted,
+        TaskState::InError,
+    ];
+
+    /// Whether a session is working on the task.
+    pub fn live(self) -> bool {
+        matches!(
+            self,
+            TaskState::Preparing
+                | TaskState::Syncing
+                | TaskState::Paused
+                | TaskState::Processing
+                | TaskState::Cleaning
+        )
+    }
+
+    /// The transitions a task may take. A new session may start from any
+    /// state that is not live (a new pass, a resume); a live task may always
+    /// end interrupted or in error.
+    pub fn may_become(self, to: TaskState) -> bool {
+        use TaskState::*;
+        match (self, to) {
+            (from, Preparing) => !from.live(),
+            (_, Interrupted | InError) => self.live(),
+            (Preparing, Syncing) => true,
+            (Syncing, Paused) | (Paused, Syncing) => true,
+            (Syncing | Paused, Processing) => true,
+            (Processing, Cleaning) => true,
+            (Cleaning, Finished) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What the receiver knows of a task, as the control API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub task: String,
+    pub state: TaskState,
+    /// full, resume, incremental or verify.
+    pub pass: String,
+    /// The source's name for itself, and the address it connected from.
+    pub source: String,
+    pub peer: String,
+    pub session: u64,
+    pub started: String,
+    pub updated: String,
+    pub volumes: Vec<String>,
+    /// Chunks and used bytes the pass covers.
+    pub chunks_total: u64,
+    pub bytes_total: u64,
+    /// Chunks and bytes done: durable from earlier sessions, written, or found
+    /// already held.
+    pub chunks_done: u64,
+    pub bytes_done: u64,
+    /// Chunks whose bytes arrived in this pass, and their compressed size.
+    pub chunks_written: u64,
+    pub bytes_written: u64,
+    pub wire_bytes: u64,
+    pub zero_chunks: u64,
+    /// Comparison passes: chunks held (equal) and differing.
+    pub chunks_held: u64,
+    pub chunks_differ: u64,
+    /// Chunks below this were durable when the pass began.
+    pub resumed_at: u64,
+    /// Bytes per second written over the last few seconds.
+    pub throughput: f64,
+    /// The operator's rate limit for the source, Mbit/s (0 = none), if set.
+    pub rate_limit_mbit: Option<u32>,
+    /// Stopped through the control API.
+    pub paused: bool,
+    pub errors: Vec<String>,
+}
+
+impl TaskStatus {
+    pub fn new(task: &str) -> TaskStatus {
+        let now = super::events::utc_now();
+        TaskStatus {
+            task: task.to_string(),
+            state: TaskState::Interrupted,
+            pass: String::new(),
+            source: String::new(),
+            peer: String::new(),
+            session: 0,
+            started: now.clone(),
+            updated: now,
+            volumes: Vec::new(),
+            chunks_total: 0,
+            bytes_total: 0,
+            chunks_done: 0,
+            bytes_done: 0,
+            chunks_written: 0,
+            bytes_written: 0,
+            wire_bytes: 0,
+            zero_chunks: 0,
+            chunks_held: 0,
+            chunks_differ: 0,
+            resumed_at: 0,
+            throughput: 0.0,
+            rate_limit_mbit: None,
+            paused: false,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Done as a fraction of the pass, 0..=1.
+    pub fn progress(&self) -> f64 {
+        if self.bytes_total == 0 {
+            return if self.state == TaskState::Finished {
+                1.0
+            } else {
+                0.0
+            };
+        }
+        (self.bytes_done as f64 / self.bytes_total as f64).min(1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TaskState::*;
+    use super::*;
+
+    #[test]
+    fn the_state_machine() {
+        let path = [
+            Preparing, Syncing, Paused, Syncing, Processing, Cleaning, Finished,
+        ];
+        for w in path.windows(2) {
+            assert!(w[0].may_become(w[1]), "{:?} -> {:?}", w[0], w[1]);
+        }
+        // A finished, interrupted or failed task starts again with a session.
+        for s in [Finished, Interrupted, InError] {
+            assert!(s.may_become(Preparing));
+            assert!(!s.may_become(Syncing));
+            assert!(!s.may_become(InError), "{s:?} is not live");
+        }
+        for s in TaskState::ALL.into_iter().filter(|s| s.live()) {
+            assert!(!s.may_become(Preparing), "{s:?} has a session");
+            assert!(s.may_become(Interrupted) && s.may_become(InError));
+        }
+        assert!(!Syncing.may_become(Finished), "only through processing");
+        assert!(!Preparing.may_become(Processing));
+    }
+
+    #[test]
+    fn status_round_trips_as_json() {
+        let mut s = TaskStatus::new("t1");
+        s.state = Syncing;
+        s.bytes_total = 200;
+        s.bytes_done = 50;
+        s.rate_limit_mbit = Some(100);
+        let j = serde_json::to_string(&s).unwrap();
+        assert!(j.contains("\"state\":\"syncing\""), "{j}");
+        let back: TaskStatus = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(s.progress(), 0.25);
+    }
+}
