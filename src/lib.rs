@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod disk;
 pub mod inventory;
+pub mod job;
 pub mod layout;
 pub mod proto;
 pub mod receiver;

@@ -3,5 +3,6 @@
 
 pub mod chunk;
 pub mod rate;
+pub mod schedule;
 pub mod send;
 pub mod volumes;
