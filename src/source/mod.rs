@@ -2,6 +2,7 @@
 //! hashing and compressing them, and sending them.
 
 pub mod chunk;
+pub mod netcheck;
 pub mod rate;
 pub mod send;
 pub mod volumes;
