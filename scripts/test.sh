@@ -64,7 +64,7 @@ tier_lint() {
 
 tier_fast() {
     say "fast: unit and CLI tests (no root)"
-    cargo_test --locked --lib --test cli --test transfer --test resume
+    cargo_test --locked --lib --test cli --test transfer --test resume --test netcheck
 }
 
 tier_root() {
