@@ -64,7 +64,7 @@ tier_lint() {
 
 tier_fast() {
     say "fast: unit and CLI tests (no root)"
-    cargo_test --locked --lib --test cli --test transfer --test resume --test api --test job
+    cargo_test --locked --lib --test cli --test transfer --test resume --test api --test job --test netcheck
 }
 
 tier_root() {

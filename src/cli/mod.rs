@@ -1,6 +1,7 @@
 //! Command line: clap derive, one file per subcommand.
 
 mod inventory;
+mod netcheck;
 mod receive;
 mod send;
 
@@ -25,6 +26,9 @@ pub enum Command {
     Receive(receive::ReceiveArgs),
     /// Send volumes' used blocks to a receiver.
     Send(send::SendArgs),
+    /// Before a transfer: latency, jitter, loss and bandwidth to a receiver,
+    /// disk-read and compression speed, and an ETA for the volumes.
+    Netcheck(netcheck::NetcheckArgs),
 }
 
 /// Run the parsed command; returns the process exit code.
@@ -33,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Inventory(a) => inventory::run(a),
         Command::Receive(a) => receive::run(a),
         Command::Send(a) => send::run(a),
+        Command::Netcheck(a) => netcheck::run(a),
     }
 }
 

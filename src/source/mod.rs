@@ -2,6 +2,8 @@
 //! hashing and compressing them, and sending them.
 
 pub mod chunk;
+pub mod link;
+pub mod netcheck;
 pub mod rate;
 pub mod schedule;
 pub mod send;

@@ -14,18 +14,16 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::chunk::{CHUNK_SIZE, Preparer, pieces};
+use super::link::{Link, TlsRead, TlsWrite, connect, refusal};
 use super::rate::{Pacer, RateLimit};
 use super::volumes::{SourceVolume, open_volumes};
 use crate::disk::sysfs::Roots;
-use crate::proto::codec::{FrameReader, MAX_FRAME, encode, write_message};
+use crate::proto::codec::{MAX_FRAME, encode, write_message};
 use crate::proto::message::*;
-use crate::proto::{pairing, tls, version};
 
-/// Default port of the data protocol.
-pub const DATA_PORT: u16 = 8703;
+pub use super::link::DATA_PORT;
 
 #[derive(Debug, Clone)]
 pub struct SendConfig {
@@ -170,57 +168,10 @@ pub fn send(cfg: &SendConfig) -> anyhow::Result<SendReport> {
     rt.block_on(run(cfg, volumes))
 }
 
-fn addr(receiver: &str) -> anyhow::Result<std::net::SocketAddr> {
-    if let Ok(a) = receiver.parse() {
-        return Ok(a);
-    }
-    let ip: std::net::IpAddr = receiver
-        .parse()
-        .with_context(|| format!("receiver {receiver:?} is not IP[:PORT]"))?;
-    Ok((ip, DATA_PORT).into())
-}
-
-fn refusal(e: &ErrorMsg) -> anyhow::Error {
-    anyhow::anyhow!("the receiver refused: {} ({:?})", e.message, e.code)
-}
-
 async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<SendReport> {
     let start = Instant::now();
-    let addr = addr(&cfg.receiver)?;
-    let tcp = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to the receiver at {addr}"))?;
-    tcp.set_nodelay(true)?;
-    let connector = tokio_rustls::TlsConnector::from(tls::client_config(cfg.fingerprint)?);
-    let tls = connector
-        .connect(tls::server_name(), tcp)
-        .await
-        .with_context(|| format!("TLS with the receiver at {addr}"))?;
-    let (r, mut w) = tokio::io::split(tls);
-    let mut r = FrameReader::new(r, MAX_FRAME);
-
-    let nonce = pairing::nonce();
-    let hello = Hello {
-        min_version: version::MIN,
-        max_version: version::MAX,
-        nonce,
-        proof: pairing::proof(&cfg.code, &cfg.fingerprint, &nonce),
-        source: hostname(),
-        task: cfg.task.clone(),
-    };
-    write_message(&mut w, &Message::Hello(hello), MAX_FRAME).await?;
-    match r.next().await? {
-        Some(Message::Welcome(_)) => {}
-        Some(Message::VersionMismatch(v)) => bail!(
-            "the receiver speaks protocol {}..{}, this source {}..{}: use matching ferry versions",
-            v.min_version,
-            v.max_version,
-            version::MIN,
-            version::MAX
-        ),
-        Some(Message::Error(e)) => return Err(refusal(&e)),
-        other => bail!("unexpected reply to Hello: {other:?}"),
-    }
+    let Link { mut r, mut w, .. } =
+        connect(&cfg.receiver, cfg.fingerprint, &cfg.code, &cfg.task).await?;
     write_message(&mut w, &Message::Layout(layout(&volumes, cfg)), MAX_FRAME).await?;
     let resume = match r.next().await? {
         Some(Message::LayoutAccepted(a)) => a.resume_seq,
@@ -290,9 +241,6 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
     let _ = pipeline.join();
     finish(r, w, next_seq, report, start).await
 }
-
-type TlsRead = FrameReader<tokio::io::ReadHalf<tokio_rustls::client::TlsStream<TcpStream>>>;
-type TlsWrite = tokio::io::WriteHalf<tokio_rustls::client::TlsStream<TcpStream>>;
 
 /// Finish the pass: the receiver syncs, reads back what it wrote, and answers.
 async fn finish(
@@ -471,11 +419,6 @@ fn apply_control(cfg: &SendConfig, c: Control, was_paused: bool) -> bool {
 fn notice(line: std::fmt::Arguments) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "ferry send: {line}");
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map_or_else(|_| "source".into(), |s| s.trim().to_string())
 }
 
 /// Reader -> workers -> in-order collector -> `out`. Returns the collector's handle.
