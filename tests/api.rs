@@ -54,6 +54,8 @@ fn sender(rx: &ReceiverProc, src: &Path, task: &str, rate: &str) -> std::process
         .args(["send", "--receiver", &format!("127.0.0.1:{}", rx.port)])
         .args(["--fingerprint", &rx.fingerprint, "--code", CODE])
         .args(["--task", task, "--rate", rate, "--checkpoint-mib", "2"])
+        .arg("--state-dir")
+        .arg(src.with_file_name("src-state"))
         .arg(src)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -107,7 +109,7 @@ fn status_progress_stop_start_rate_and_reports() {
     // it was already pacing out (1 MiB at 8 Mbit/s: ~1 s) has landed.
     let (s, body) = call(&rx, &rx.token, "POST", "/v1/tasks/a1/stop", None);
     assert_eq!(s, 200, "{body}");
-    let v = wait_task(&rx, "a1", 10, |v| v["state"] == "paused");
+    let v = wait_task(&rx, "a1", 10, |v| v["state"] == "stopped");
     assert_eq!(v["paused"], true);
     std::thread::sleep(Duration::from_millis(3000));
     let before = get_json(&rx, "/v1/tasks/a1")["chunks_done"]
@@ -187,7 +189,16 @@ fn status_progress_stop_start_rate_and_reports() {
                 .to_string()
         })
         .collect();
-    for k in ["task-start", "api-control", "task-control", "task-finish"] {
+    for k in [
+        "add-task",
+        "session-start",
+        "task-start",
+        "task-stop",
+        "task-rate",
+        "task-sync",
+        "api-control",
+        "result",
+    ] {
         assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
     }
     let (s, m) = call(&rx, &rx.token, "GET", "/metrics", None);

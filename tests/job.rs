@@ -413,7 +413,9 @@ mbit = 800
         ),
     );
     let job = job.to_str().unwrap();
-    let out = ferry(&["send", "--job", job, "--json"]);
+    let src_state = dir.join("src-state");
+    let src_state = src_state.to_str().unwrap();
+    let out = ferry(&["send", "--job", job, "--json", "--state-dir", src_state]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["task"], "from-the-job");
@@ -427,11 +429,37 @@ mbit = 800
 
     // Flags over the same file: a verify pass of the same task finds
     // nothing to report.
-    let out = ferry(&["send", "--job", job, "--pass", "verify", "--rate", "0"]);
+    let out = ferry(&[
+        "send",
+        "--job",
+        job,
+        "--pass",
+        "verify",
+        "--rate",
+        "0",
+        "--state-dir",
+        src_state,
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("task from-the-job: verified 8 chunks, 0 differ"),
         "{text}"
     );
+    // The source's own records: both passes, with the volume's digest.
+    let rep: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("src-state/reports/from-the-job_source_report.json")).unwrap(),
+    )
+    .unwrap();
+    let passes = rep["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 2);
+    assert_eq!(passes[1]["pass"], "verify");
+    let (d0, d1) = (
+        &passes[0]["report"]["volumes"][0]["digest"],
+        &passes[1]["report"]["volumes"][0]["digest"],
+    );
+    assert!(d0.is_string() && d0 == d1, "{d0} {d1}");
+    let ev = std::fs::read_to_string(dir.join("src-state/events.jsonl")).unwrap();
+    assert_eq!(ev.matches("\"add-task\"").count(), 1, "{ev}");
+    assert_eq!(ev.matches("\"result\"").count(), 2, "{ev}");
 }

@@ -31,7 +31,14 @@ fn send_cmd(port: u16, fp: &str, src: &Path, extra: &[&str]) -> Command {
         "--code",
         "rsme-test",
     ])
-    .args(["--task", "r1", "--checkpoint-mib", "4"])
+    .args([
+        "--task",
+        "r1",
+        "--checkpoint-mib",
+        "4",
+        "--state-dir",
+        "none",
+    ])
     .args(extra)
     .arg(src);
     c

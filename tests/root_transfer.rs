@@ -74,6 +74,8 @@ fn root_ext4_with_garbage_in_free_blocks() {
             &fp,
             "--code",
             "root-test",
+            "--state-dir",
+            "none",
             "--json",
         ])
         .arg(&src)
@@ -141,6 +143,8 @@ fn root_targets_too_small_or_in_use_are_refused_before_writing() {
             &fp,
             "--code",
             "root-test",
+            "--state-dir",
+            "none",
         ])
         .arg(&src)
         .output()

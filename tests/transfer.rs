@@ -145,7 +145,7 @@ fn full_pass_writes_exactly_the_used_ranges() {
     assert_eq!(j["finished"], true);
     assert_eq!(j["durable_seq"], rep.chunks);
     let events = std::fs::read_to_string(t.path().join("state/events.jsonl")).unwrap();
-    assert!(events.contains("\"task-finish\""), "{events}");
+    assert!(events.contains("\"result\""), "{events}");
     // Report files: every chunk listed, all completed, none in error.
     let reports = t.path().join("state/reports");
     let total = std::fs::read_to_string(reports.join("t1_total_list.csv")).unwrap();
@@ -174,6 +174,25 @@ fn full_pass_writes_exactly_the_used_ranges() {
     assert_eq!(j["volumes"][1]["used_bytes"], 4096);
     assert_eq!(j["volumes"][0]["zero_chunks"], 1);
     assert!(j["compression_ratio"].as_f64().unwrap() > 1.0);
+    assert_eq!(j["passes"][0]["pass"], "Full");
+
+    // Both sides give each volume the same digest: BLAKE3 over the chunk
+    // hashes, one hex line each, as in the total list.
+    for (i, v) in rep.volumes.iter().enumerate() {
+        let d = v.digest.as_deref().expect("a full pass hashes every chunk");
+        assert_eq!(j["volumes"][i]["digest"], d, "volume {i}");
+        let name = &v.name;
+        let from_list = ferry::source::tally::digest_of(
+            total
+                .lines()
+                .skip(1)
+                .filter(|l| l.starts_with(name.as_str()))
+                .map(|l| l.split(',').nth(4).unwrap()),
+        );
+        assert_eq!(from_list, d, "volume {i} from the CSV");
+    }
+    assert_eq!(rep.volumes[1].bytes_read, 4096);
+    assert_eq!(rep.volumes[0].bytes_sent, 6 << 20);
 }
 
 #[test]

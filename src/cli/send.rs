@@ -76,6 +76,9 @@ pub struct SendArgs {
     /// Disks or image files to search for the PVs of named LVs.
     #[arg(long = "scan")]
     pub scan: Vec<PathBuf>,
+    /// Where the source keeps its events log and reports ("none": no records).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/ferry")]
+    pub state_dir: PathBuf,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -162,7 +165,16 @@ pub fn run(a: SendArgs) -> anyhow::Result<i32> {
         Ok(sj) => sj,
         Err(e) => return Ok(bad_input(e)),
     };
-    let cfg = sj.config;
+    let mut cfg = sj.config;
+    if a.state_dir.as_os_str() != "none" {
+        match std::fs::create_dir_all(&a.state_dir) {
+            Ok(()) => cfg.state_dir = Some(a.state_dir.clone()),
+            Err(e) => eprintln!(
+                "ferry: warning: no events log or report on this side: {}: {e}",
+                a.state_dir.display()
+            ),
+        }
+    }
     let _schedule = schedule::follow(sj.schedule, cfg.rate.clone());
     let r = send(&cfg)?;
     if a.json {

@@ -151,6 +151,7 @@ where
         "session-start",
         &format!("from {peer} ({}), session {session}", hello.source),
     );
+    rx.tasks.add(&hello.task, &hello.source, peer);
 
     // Layout: checks before anything is written; one writing session at a
     // time. A netcheck session sends probe data instead.
@@ -202,11 +203,7 @@ where
         peer,
         session,
     ));
-    if persist {
-        journal
-            .save(&rx.state_dir)
-            .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
-    }
+    save(&journal, persist, &rx.state_dir)?;
     send(w, &Message::LayoutAccepted(LayoutAccepted { resume_seq })).await?;
     rx.tasks.set_state(&hello.task, TaskState::Syncing, None);
     // The operator may have set a rate limit or stopped the task before
@@ -255,13 +252,15 @@ where
                         continue;
                     }
                     let c = *ctl.borrow_and_update();
-                    paused = c.paused;
+                    let was = std::mem::replace(&mut paused, c.paused);
                     send(w, &Message::Control(c)).await?;
-                    events::log(&rx.state_dir, task, "task-control", &format!(
-                        "rate limit {}, {}",
-                        c.rate_mbit.map_or("the source's own".to_string(), |m| format!("{m} Mbit/s")),
-                        if c.paused { "paused" } else { "running" }
-                    ));
+                    let rate = c.rate_mbit.map_or("the source's own".to_string(), |m| format!("{m} Mbit/s"));
+                    let (event, what) = match (was, c.paused) {
+                        (false, true) => ("task-stop", "stopped by the operator"),
+                        (true, false) => ("task-start", "started again by the operator"),
+                        _ => ("task-rate", "rate limit changed by the operator"),
+                    };
+                    events::log(&rx.state_dir, task, event, &format!("{what}; rate limit {rate}"));
                     continue;
                 }
             };
@@ -345,11 +344,7 @@ where
                         Pass::Incremental | Pass::Verify => seq.max(journal.durable_seq),
                         _ => seq.min(expect),
                     };
-                    if persist {
-                        journal
-                            .save(&rx.state_dir)
-                            .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
-                    }
+                    save(&journal, persist, &rx.state_dir)?;
                     send(
                         w,
                         &Message::Ack {
@@ -358,6 +353,15 @@ where
                         },
                     )
                     .await?;
+                    events::log(
+                        &rx.state_dir,
+                        task,
+                        "task-sync",
+                        &format!(
+                            "durable below chunk {}, {} bytes",
+                            journal.durable_seq, journal.durable_bytes
+                        ),
+                    );
                 }
                 Message::Finish { chunks, bytes } => {
                     rx.tasks.set_state(task, TaskState::Processing, None);
@@ -378,19 +382,15 @@ where
                     rx.tasks.set_state(task, TaskState::Cleaning, None);
                     journal.durable_seq = chunks.max(expect);
                     journal.finished = true;
-                    if persist {
-                        journal
-                            .save(&rx.state_dir)
-                            .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
-                    }
+                    save(&journal, persist, &rx.state_dir)?;
                     tracker.write(&rx.state_dir, &hello.task, &pass_name, &hello.source, Vec::new());
                     rx.tasks.set_state(task, TaskState::Finished, None);
                     events::log(
                         &rx.state_dir,
                         &hello.task,
-                        "task-finish",
+                        "result",
                         &format!(
-                            "{} chunks, {} bytes this session; the source sent {chunks} chunks, {bytes} bytes in all",
+                            "finished: {} chunks, {} bytes this session; the source sent {chunks} chunks, {bytes} bytes in all",
                             out.chunks, out.bytes
                         ),
                     );
@@ -427,11 +427,17 @@ where
         }
         let error = format!("{} ({:?})", r.message, r.code);
         let state = if r.interrupted {
-            TaskState::Interrupted
+            TaskState::Waiting
         } else {
             TaskState::InError
         };
         rx.tasks.set_state(&hello.task, state, Some(error.clone()));
+        events::log(
+            &rx.state_dir,
+            &hello.task,
+            "result",
+            &format!("{}: {error}", state.name()),
+        );
         let errors = vec![error];
         tracker.write(
             &rx.state_dir,
@@ -442,6 +448,16 @@ where
         );
     }
     result
+}
+
+/// Save the journal (not in a verify pass, which changes nothing).
+fn save(journal: &Journal, persist: bool, state_dir: &std::path::Path) -> Result<(), Refusal> {
+    if persist {
+        journal
+            .save(state_dir)
+            .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// BLAKE3 of the layout's encoding with the pass left out (a resume runs the

@@ -54,7 +54,7 @@ fn status_path(state_dir: &Path, task: &str) -> PathBuf {
 
 impl Tasks {
     /// The tasks recorded in `state_dir`. A task that was live when the
-    /// receiver stopped is interrupted: its source reconnects to resume it.
+    /// receiver stopped is waiting: its source reconnects to resume it.
     pub fn load(state_dir: &Path) -> Tasks {
         let mut map = BTreeMap::new();
         let dir = state_dir.join("tasks");
@@ -71,7 +71,7 @@ impl Tasks {
                 continue;
             };
             if s.state.live() {
-                s.state = TaskState::Interrupted;
+                s.set_state(TaskState::Waiting);
             }
             s.throughput = 0.0;
             map.insert(s.task.clone(), Entry::new(s));
@@ -95,12 +95,33 @@ impl Tasks {
         }
     }
 
+    /// A source said Hello for `task`: a task not seen before is added,
+    /// Ready, with an `add-task` event.
+    pub fn add(&self, task: &str, source: &str, peer: std::net::SocketAddr) {
+        let mut map = self.inner.lock().expect("tasks lock");
+        if map.contains_key(task) {
+            return;
+        }
+        let mut s = TaskStatus::new(task);
+        s.source = source.to_string();
+        s.peer = peer.to_string();
+        self.save(&s);
+        map.insert(task.to_string(), Entry::new(s));
+        drop(map);
+        crate::report::events::log(
+            &self.state_dir,
+            task,
+            "add-task",
+            &format!("from {source} at {peer}"),
+        );
+    }
+
     /// A session starts `status.task` (in state Preparing). The operator's
     /// earlier settings for the task (rate limit, paused) carry over. Returns
     /// the control channel the session follows.
     pub fn begin(&self, mut status: TaskStatus) -> watch::Receiver<Control> {
         let mut map = self.inner.lock().expect("tasks lock");
-        status.state = TaskState::Preparing;
+        status.set_state(TaskState::Preparing);
         status.updated = utc_now();
         let entry = match map.remove(&status.task) {
             Some(mut old) => {
@@ -154,7 +175,7 @@ impl Tasks {
             tracing::debug!("task {task}: {:?} -> {state:?} ignored", e.status.state);
             return;
         }
-        e.status.state = state;
+        e.status.set_state(state);
         if !state.live() {
             e.status.throughput = 0.0;
         }
@@ -184,8 +205,8 @@ impl Tasks {
         e.status.rate_limit_mbit = c.rate_mbit;
         e.status.paused = c.paused;
         match (e.status.state, c.paused) {
-            (TaskState::Syncing, true) => e.status.state = TaskState::Paused,
-            (TaskState::Paused, false) => e.status.state = TaskState::Syncing,
+            (TaskState::Syncing, true) => e.status.set_state(TaskState::Stopped),
+            (TaskState::Stopped, false) => e.status.set_state(TaskState::Syncing),
             _ => {}
         }
         e.status.updated = utc_now();
@@ -202,6 +223,8 @@ mod tests {
     fn tasks_survive_a_restart_and_keep_the_operators_settings() {
         let t = tempfile::tempdir().unwrap();
         let tasks = Tasks::load(t.path());
+        tasks.add("t1", "src", "127.0.0.1:9".parse().unwrap());
+        assert_eq!(tasks.get("t1").unwrap().state, TaskState::Ready);
         let mut ctl = tasks.begin(TaskStatus::new("t1"));
         assert_eq!(tasks.get("t1").unwrap().state, TaskState::Preparing);
         tasks.set_state("t1", TaskState::Syncing, None);
@@ -215,7 +238,7 @@ mod tests {
                 c.paused = true;
             })
             .unwrap();
-        assert_eq!(s.state, TaskState::Paused);
+        assert_eq!(s.state, TaskState::Stopped);
         assert!(ctl.has_changed().unwrap());
         assert_eq!(
             *ctl.borrow_and_update(),
@@ -228,7 +251,7 @@ mod tests {
         tasks.set_state("t1", TaskState::Finished, None);
         assert_eq!(
             tasks.get("t1").unwrap().state,
-            TaskState::Paused,
+            TaskState::Stopped,
             "not allowed"
         );
         drop(tasks);
@@ -237,7 +260,7 @@ mod tests {
         // the operator's rate limit and pause.
         let tasks = Tasks::load(t.path());
         let s = tasks.get("t1").unwrap();
-        assert_eq!(s.state, TaskState::Interrupted);
+        assert_eq!(s.state, TaskState::Waiting);
         assert_eq!(s.bytes_total, 100);
         let ctl = tasks.begin(TaskStatus::new("t1"));
         assert_eq!(ctl.borrow().rate_mbit, Some(50));

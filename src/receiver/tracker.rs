@@ -197,6 +197,24 @@ impl Tracker {
         errors: Vec<String>,
     ) {
         let seconds = self.start.elapsed().as_secs_f64();
+        let mut volumes = self.volumes.clone();
+        for (vi, v) in volumes.iter_mut().enumerate() {
+            let rows = || {
+                self.rows
+                    .iter()
+                    .zip(&self.place)
+                    .filter(move |(_, p)| p.0 == vi)
+                    .map(|(r, _)| r)
+            };
+            v.bytes_skipped = rows()
+                .filter(|r| matches!(r.status, Status::Durable | Status::Held))
+                .map(|r| r.len as u64)
+                .sum();
+            v.digest = rows()
+                .map(|r| r.hash.as_deref())
+                .collect::<Option<Vec<&str>>>()
+                .map(crate::source::tally::digest_of);
+        }
         let bytes_written: u64 = self.volumes.iter().map(|v| v.bytes_written).sum();
         let report = TaskReport {
             task: task.to_string(),
@@ -211,7 +229,7 @@ impl Tracker {
             started: self.started.clone(),
             ended: utc_now(),
             seconds,
-            volumes: self.volumes.clone(),
+            volumes,
             bytes_written,
             wire_bytes: self.wire_bytes,
             compression_ratio: if self.wire_bytes > 0 {
@@ -221,6 +239,7 @@ impl Tracker {
             },
             throughput: bytes_written as f64 / seconds.max(1e-9),
             errors,
+            passes: Vec::new(),
         };
         if let Err(e) = files::write(state_dir, &report, &self.rows) {
             super::server::console(format_args!(

@@ -74,6 +74,25 @@ pub struct VolumeReport {
     pub zero_chunks: u64,
     pub chunks_held: u64,
     pub chunks_failed: u64,
+    /// Bytes not sent in this pass: durable from an earlier session, or
+    /// found on the target with the right hash.
+    pub bytes_skipped: u64,
+    /// BLAKE3 over the volume's chunk hashes (hex, one per line, in order),
+    /// the same as the source's; `None` when this pass did not see every
+    /// chunk's hash (a resumed pass).
+    pub digest: Option<String>,
+}
+
+/// One line of a task's pass history in `report.json`.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct PassRecord {
+    pub pass: String,
+    pub state: String,
+    pub started: String,
+    pub ended: String,
+    pub bytes_written: u64,
+    pub wire_bytes: u64,
+    pub errors: usize,
 }
 
 /// `<task>_report.json`.
@@ -96,6 +115,8 @@ pub struct TaskReport {
     /// Bytes written per second.
     pub throughput: f64,
     pub errors: Vec<String>,
+    /// Every pass of the task so far, this one last.
+    pub passes: Vec<PassRecord>,
 }
 
 fn csv_field(s: &str) -> String {
@@ -161,9 +182,26 @@ pub fn write(
         files.push(p);
     }
     let p = d.join(format!("{task}_report.json"));
+    // The pass history carries over from the task's previous report.
+    let mut report = report.clone();
+    let earlier: Vec<PassRecord> = fs::read(&p)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| serde_json::from_value(v["passes"].clone()).ok())
+        .unwrap_or_default();
+    report.passes = earlier;
+    report.passes.push(PassRecord {
+        pass: report.pass.clone(),
+        state: report.state.clone(),
+        started: report.started.clone(),
+        ended: report.ended.clone(),
+        bytes_written: report.bytes_written,
+        wire_bytes: report.wire_bytes,
+        errors: report.errors.len(),
+    });
     write_atomic(
         &p,
-        &serde_json::to_vec_pretty(report).expect("reports serialise"),
+        &serde_json::to_vec_pretty(&report).expect("reports serialise"),
     )?;
     files.push(p);
     Ok(files)
@@ -212,5 +250,10 @@ mod tests {
         );
         let j: serde_json::Value = serde_json::from_slice(&fs::read(&files[3]).unwrap()).unwrap();
         assert_eq!(j["task"], "t1");
+        assert_eq!(j["passes"].as_array().unwrap().len(), 1);
+        // A second pass appends to the history.
+        write(t.path(), &rep, &rows).unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&fs::read(&files[3]).unwrap()).unwrap();
+        assert_eq!(j["passes"].as_array().unwrap().len(), 2);
     }
 }

@@ -4,75 +4,82 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where a task stands on the receiver.
+/// Where a task stands (DESIGN.md's vocabulary): Ready, Running (one of
+/// Preparing, Syncing, Processing, Cleaning), Stopped, InError, Finished,
+/// Waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
-    /// A session is checking the layout and the targets; no data yet.
+    /// Known (a source said Hello for it), no pass started yet.
+    Ready,
+    /// Running: a session is checking the layout and the targets.
     Preparing,
-    /// Chunks arrive (or, in comparison passes, hashes are compared).
+    /// Running: chunks arrive (or, in comparison passes, hashes are compared).
     Syncing,
-    /// The operator stopped the task; the source holds its data until started.
-    Paused,
-    /// The source finished: syncing, reading back what was written.
+    /// Running: the source finished; syncing, reading back what was written.
     Processing,
-    /// Writing the journal and the report files.
+    /// Running: writing the journal and the report files.
     Cleaning,
-    Finished,
-    /// The session ended before the pass did; the same task resumes.
-    Interrupted,
+    /// The operator stopped the task; the source holds its data until started.
+    Stopped,
     /// Refused or failed; the reason is the last of `errors`.
     InError,
+    Finished,
+    /// The session ended before the pass did; waiting for the source to
+    /// reconnect and resume.
+    Waiting,
 }
 
 impl TaskState {
     pub fn name(self) -> &'static str {
         match self {
+            TaskState::Ready => "ready",
             TaskState::Preparing => "preparing",
             TaskState::Syncing => "syncing",
-            TaskState::Paused => "paused",
             TaskState::Processing => "processing",
             TaskState::Cleaning => "cleaning",
-            TaskState::Finished => "finished",
-            TaskState::Interrupted => "interrupted",
+            TaskState::Stopped => "stopped",
             TaskState::InError => "in_error",
+            TaskState::Finished => "finished",
+            TaskState::Waiting => "waiting",
         }
     }
 
-    pub const ALL: [TaskState; 8] = [
+    pub const ALL: [TaskState; 9] = [
+        TaskState::Ready,
         TaskState::Preparing,
         TaskState::Syncing,
-        TaskState::Paused,
         TaskState::Processing,
         TaskState::Cleaning,
-        TaskState::Finished,
-        TaskState::Interrupted,
+        TaskState::Stopped,
         TaskState::InError,
+        TaskState::Finished,
+        TaskState::Waiting,
     ];
 
-    /// Whether a session is working on the task.
-    pub fn live(self) -> bool {
+    /// One of the Running states.
+    pub fn running(self) -> bool {
         matches!(
             self,
-            TaskState::Preparing
-                | TaskState::Syncing
-                | TaskState::Paused
-                | TaskState::Processing
-                | TaskState::Cleaning
+            TaskState::Preparing | TaskState::Syncing | TaskState::Processing | TaskState::Cleaning
         )
     }
 
-    /// The transitions a task may take. A new session may start from any
-    /// state that is not live (a new pass, a resume); a live task may always
-    /// end interrupted or in error.
+    /// Whether a session is working on the task (running or stopped).
+    pub fn live(self) -> bool {
+        self.running() || self == TaskState::Stopped
+    }
+
+    /// The transitions a task may take. A new pass may start from any state
+    /// without a session; a live task may always end waiting or in error.
     pub fn may_become(self, to: TaskState) -> bool {
         use TaskState::*;
         match (self, to) {
-            (from, Preparing) => !from.live(),
-            (_, Interrupted | InError) => self.live(),
+            (from, Ready | Preparing) => !from.live(),
+            (_, Waiting | InError) => self.live(),
             (Preparing, Syncing) => true,
-            (Syncing, Paused) | (Paused, Syncing) => true,
-            (Syncing | Paused, Processing) => true,
+            (Syncing, Stopped) | (Stopped, Syncing) => true,
+            (Syncing | Stopped, Processing) => true,
             (Processing, Cleaning) => true,
             (Cleaning, Finished) => true,
             _ => false,
@@ -85,6 +92,8 @@ impl TaskState {
 pub struct TaskStatus {
     pub task: String,
     pub state: TaskState,
+    /// The state is one of the Running ones.
+    pub running: bool,
     /// full, resume, incremental or verify.
     pub pass: String,
     /// The source's name for itself, and the address it connected from.
@@ -125,7 +134,8 @@ impl TaskStatus {
         let now = super::events::utc_now();
         TaskStatus {
             task: task.to_string(),
-            state: TaskState::Interrupted,
+            state: TaskState::Ready,
+            running: false,
             pass: String::new(),
             source: String::new(),
             peer: String::new(),
@@ -151,6 +161,12 @@ impl TaskStatus {
         }
     }
 
+    /// Move to `state` (no checks: see [`TaskState::may_become`]).
+    pub fn set_state(&mut self, state: TaskState) {
+        self.state = state;
+        self.running = state.running();
+    }
+
     /// Done as a fraction of the pass, 0..=1.
     pub fn progress(&self) -> f64 {
         if self.bytes_total == 0 {
@@ -172,20 +188,20 @@ mod tests {
     #[test]
     fn the_state_machine() {
         let path = [
-            Preparing, Syncing, Paused, Syncing, Processing, Cleaning, Finished,
+            Ready, Preparing, Syncing, Stopped, Syncing, Processing, Cleaning, Finished,
         ];
         for w in path.windows(2) {
             assert!(w[0].may_become(w[1]), "{:?} -> {:?}", w[0], w[1]);
         }
-        // A finished, interrupted or failed task starts again with a session.
-        for s in [Finished, Interrupted, InError] {
+        // A finished, waiting or failed task starts again with a session.
+        for s in [Finished, Waiting, InError] {
             assert!(s.may_become(Preparing));
             assert!(!s.may_become(Syncing));
             assert!(!s.may_become(InError), "{s:?} is not live");
         }
         for s in TaskState::ALL.into_iter().filter(|s| s.live()) {
             assert!(!s.may_become(Preparing), "{s:?} has a session");
-            assert!(s.may_become(Interrupted) && s.may_become(InError));
+            assert!(s.may_become(Waiting) && s.may_become(InError));
         }
         assert!(!Syncing.may_become(Finished), "only through processing");
         assert!(!Preparing.may_become(Processing));

@@ -5,6 +5,8 @@ pub mod chunk;
 pub mod link;
 pub mod netcheck;
 pub mod rate;
+pub mod record;
 pub mod schedule;
 pub mod send;
+pub mod tally;
 pub mod volumes;

@@ -18,6 +18,8 @@ use tokio::io::AsyncWriteExt;
 use super::chunk::{CHUNK_SIZE, Preparer, pieces};
 use super::link::{Link, TlsRead, TlsWrite, connect, refusal};
 use super::rate::{Pacer, RateLimit};
+use super::record;
+use super::tally::{Tally, VolumeSummary};
 use super::volumes::{SourceVolume, open_volumes};
 use crate::disk::sysfs::Roots;
 use crate::proto::codec::{MAX_FRAME, encode, write_message};
@@ -48,6 +50,8 @@ pub struct SendConfig {
     pub rate: RateLimit,
     /// Source read limit in MB/s (0 = none).
     pub read_limit: u64,
+    /// Where the source keeps its events log and reports (none: no records).
+    pub state_dir: Option<PathBuf>,
     pub roots: Roots,
 }
 
@@ -74,6 +78,7 @@ impl SendConfig {
             checkpoint_bytes: 256 << 20,
             rate: RateLimit::default(),
             read_limit: 0,
+            state_dir: None,
             roots: Roots::system(),
         }
     }
@@ -97,6 +102,10 @@ pub struct SendReport {
     /// Verify pass: chunks the target does not hold as the source has them.
     pub mismatches: Vec<Mismatch>,
     pub seconds: f64,
+    /// Per volume: used, read, skipped, zero, sent, wire bytes and digest.
+    pub volumes: Vec<VolumeSummary>,
+    #[serde(skip)]
+    tally: Tally,
 }
 
 /// A chunk that differs between source and target.
@@ -124,8 +133,10 @@ enum Item {
     },
     Frame {
         seq: u64,
+        volume: u32,
         len: u32,
         zero: bool,
+        hash: [u8; 32],
         frame: Bytes,
     },
     Failed(String),
@@ -161,11 +172,15 @@ fn layout(volumes: &[SourceVolume], cfg: &SendConfig) -> Layout {
 /// Run one pass. Errors name what failed: the receiver's refusal, a read
 /// error with the volume and offset, a dropped connection.
 pub fn send(cfg: &SendConfig) -> anyhow::Result<SendReport> {
-    let volumes = open_volumes(&cfg.volumes, &cfg.scan, &cfg.roots)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run(cfg, volumes))
+    record::begin(cfg);
+    let res = open_volumes(&cfg.volumes, &cfg.scan, &cfg.roots).and_then(|volumes| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(run(cfg, volumes))
+    });
+    record::end(cfg, &res);
+    res
 }
 
 async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<SendReport> {
@@ -187,6 +202,7 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
     let mut report = SendReport {
         task: cfg.task.clone(),
         resumed_at: resume,
+        tally: Tally::new(&volumes, CHUNK_SIZE as u32, resume, cfg.hash),
         ..Default::default()
     };
     if compare {
@@ -204,7 +220,11 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
             // The receiver's word (a pause) goes before the next frame.
             biased;
             msg = r.next() => match msg? {
-                Some(Message::Ack { .. }) => {}
+                Some(Message::Ack { seq, bytes_durable }) => record::event(
+                    cfg,
+                    "task-sync",
+                    &format!("durable on the receiver below chunk {seq}, {bytes_durable} bytes"),
+                ),
                 Some(Message::Control(c)) => {
                     let was = paused;
                     paused = apply_control(cfg, c, was);
@@ -219,8 +239,10 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
                 None => bail!("the receiver closed the connection"),
             },
             item = frames_rx.recv(), if !paused => match item {
-                Some(Item::Frame { seq, len, zero, frame }) => {
-                    send_frame(&mut w, &frame, len, zero, &cfg.rate, &mut pacer, &mut report).await?;
+                Some(Item::Frame { seq, volume, len, zero, hash, frame }) => {
+                    report.tally.hashed(volume as usize, len, &hash);
+                    let covers = Covers { volume, len, zero };
+                    send_frame(&mut w, &frame, covers, &cfg.rate, &mut pacer, &mut report).await?;
                     since_checkpoint += len as u64;
                     next_seq = seq + 1;
                     if since_checkpoint >= cfg.checkpoint_bytes {
@@ -271,15 +293,22 @@ async fn finish(
     let mut tls = r.into_inner().unsplit(w);
     let _ = tls.shutdown().await;
     report.seconds = start.elapsed().as_secs_f64();
+    report.volumes = std::mem::take(&mut report.tally).finish();
     Ok(report)
+}
+
+/// What a chunk frame covers, for the counts.
+struct Covers {
+    volume: u32,
+    len: u32,
+    zero: bool,
 }
 
 /// Write one chunk frame, paced to the rate limit, and count it.
 async fn send_frame(
     w: &mut TlsWrite,
     frame: &Bytes,
-    len: u32,
-    zero: bool,
+    Covers { volume, len, zero }: Covers,
     rate: &RateLimit,
     pacer: &mut Pacer,
     report: &mut SendReport,
@@ -295,6 +324,7 @@ async fn send_frame(
     report.bytes += len as u64;
     report.wire_bytes += frame.len() as u64;
     report.zero_chunks += zero as u64;
+    report.tally.sent(volume as usize, len, frame.len(), zero);
     Ok(())
 }
 
@@ -320,6 +350,9 @@ async fn compare_pass(
     loop {
         let done = match items.recv().await {
             Some(Item::Hashed { seq, chunk }) => {
+                report
+                    .tally
+                    .hashed(chunk.target as usize, chunk.len, &chunk.hash);
                 batch.push((seq, chunk));
                 false
             }
@@ -354,6 +387,7 @@ async fn compare_pass(
         for ((seq, c), held) in batch.drain(..).zip(have) {
             next_seq = seq + 1;
             if held {
+                report.tally.held(c.target as usize, c.len);
                 continue;
             }
             let v = &volumes[c.target as usize];
@@ -372,7 +406,12 @@ async fn compare_pass(
             let chunk = prep.prepare(seq, c.target, c.offset, &data)?;
             let zero = chunk.header.codec == Codec::Zero;
             let frame = encode(&Message::Chunk(chunk), MAX_FRAME)?;
-            send_frame(w, &frame, c.len, zero, &cfg.rate, &mut pacer, report).await?;
+            let covers = Covers {
+                volume: c.target,
+                len: c.len,
+                zero,
+            };
+            send_frame(w, &frame, covers, &cfg.rate, &mut pacer, report).await?;
         }
         if cfg.pass == Pass::Incremental {
             write_message(w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
@@ -406,10 +445,20 @@ fn apply_control(cfg: &SendConfig, c: Control, was_paused: bool) -> bool {
         notice(format_args!("the receiver set the rate limit: {limit}"));
     }
     match (was_paused, c.paused) {
-        (false, true) => notice(format_args!(
-            "the receiver paused the task; waiting for it to be started"
-        )),
-        (true, false) => notice(format_args!("the receiver started the task again")),
+        (false, true) => {
+            notice(format_args!(
+                "the receiver paused the task; waiting for it to be started"
+            ));
+            record::event(cfg, "task-stop", "stopped by the receiver's operator");
+        }
+        (true, false) => {
+            notice(format_args!("the receiver started the task again"));
+            record::event(
+                cfg,
+                "task-start",
+                "started again by the receiver's operator",
+            );
+        }
         _ => {}
     }
     c.paused
@@ -463,11 +512,14 @@ fn start_pipeline(
                     .map_err(|e| format!("compressing chunk {}: {e}", job.seq))
                     .and_then(|c| {
                         let zero = c.header.codec == Codec::Zero;
+                        let hash = c.header.hash;
                         encode(&Message::Chunk(c), MAX_FRAME)
                             .map(|frame| Item::Frame {
                                 seq: job.seq,
+                                volume: job.volume as u32,
                                 len: job.len,
                                 zero,
+                                hash,
                                 frame,
                             })
                             .map_err(|e| e.to_string())
