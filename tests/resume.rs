@@ -121,3 +121,63 @@ fn resume_after_killed_sender_and_restarted_receiver() {
         "target equals source"
     );
 }
+
+#[test]
+fn resume_without_a_journal_hashes_the_target() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src.img");
+    let mut data = vec![0u8; 48 << 20];
+    blake3::Hasher::new()
+        .update(b"no journal")
+        .finalize_xof()
+        .fill(&mut data);
+    std::fs::write(&src, &data).unwrap();
+    let target = dir.join("target.img");
+
+    // Part of a pass lands, then the receiver loses its journal.
+    let rx = spawn_receiver(dir, &[&target], "RSME-TEST").unwrap();
+    let sender = Proc(
+        send_cmd(rx.port, &rx.fingerprint, &src, &["--rate", "80"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let first = kill_after_checkpoint(dir, sender);
+    assert!(first > 0);
+    drop(rx);
+    std::fs::remove_file(dir.join("state/tasks/r1.json")).unwrap();
+
+    // The resume asks the target what it holds, chunk by chunk.
+    let rx = spawn_receiver(dir, &[&target], "RSME-TEST").unwrap();
+    let out = send_cmd(
+        rx.port,
+        &rx.fingerprint,
+        &src,
+        &["--pass", "resume", "--json"],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("no journal of this task"), "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["resumed_at"].as_u64(), Some(0));
+    assert_eq!(
+        r["compared"].as_u64(),
+        Some(48),
+        "every chunk's hash offered"
+    );
+    let sent = r["chunks_sent"].as_u64().unwrap();
+    assert!(
+        sent <= 48 - first,
+        "sent {sent}, but {first} chunks were durable on the target"
+    );
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        data,
+        "target equals source"
+    );
+    let ev = std::fs::read_to_string(dir.join("state/events.jsonl")).unwrap();
+    assert!(ev.contains("hashing the target"), "{ev}");
+}

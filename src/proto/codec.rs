@@ -196,7 +196,10 @@ mod tests {
                     }],
                 }],
             }),
-            Message::LayoutAccepted(LayoutAccepted { resume_seq: 9 }),
+            Message::LayoutAccepted(LayoutAccepted {
+                resume_seq: 9,
+                compare: true,
+            }),
             Message::Chunk(Chunk {
                 header: ChunkHeader {
                     seq: 3,

@@ -160,6 +160,10 @@ pub struct Layout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayoutAccepted {
     pub resume_seq: u64,
+    /// The receiver has no record of what it holds (no journal for this
+    /// plan): the source should offer chunk hashes and send only what the
+    /// target does not hold, as in an incremental pass.
+    pub compare: bool,
 }
 
 /// The fixed part of a chunk; its data follows in the same frame.
@@ -312,7 +316,7 @@ impl Message {
                 }
             }
             Message::LayoutAccepted(a) => {
-                w.u64(a.resume_seq);
+                w.u64(a.resume_seq).bool(a.compare);
             }
             Message::Chunk(c) => {
                 let h = &c.header;
@@ -416,6 +420,7 @@ impl Message {
             }
             5 => Message::LayoutAccepted(LayoutAccepted {
                 resume_seq: r.u64()?,
+                compare: r.bool()?,
             }),
             6 => {
                 let header = ChunkHeader {

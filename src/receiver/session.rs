@@ -175,14 +175,21 @@ where
     let digest = layout_digest(&layout);
     let journal = Journal::load(&rx.state_dir, &hello.task)
         .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
-    // A resume continues a pass of the same plan; an incremental pass
-    // continues only an interrupted one (after a finished pass it compares
-    // everything); full and verify passes start at 0.
-    let resume_seq = match (&journal, layout.pass) {
-        (Some(j), Pass::Resume) if j.layout_digest == digest => j.durable_seq,
-        (Some(j), Pass::Incremental) if j.layout_digest == digest && !j.finished => j.durable_seq,
-        _ => 0,
+    // A resume continues a pass of the same plan; with no journal of it
+    // (a receiver whose state dir was lost) the target is hashed instead:
+    // the source offers hashes and sends only what the target lacks. An
+    // incremental pass continues only an interrupted one (after a finished
+    // pass it compares everything); full and verify passes start at 0.
+    let (resume_seq, compare) = match (&journal, layout.pass) {
+        (Some(j), Pass::Resume) if j.layout_digest == digest => (j.durable_seq, false),
+        (_, Pass::Resume) => (0, true),
+        (Some(j), Pass::Incremental) if j.layout_digest == digest && !j.finished => {
+            (j.durable_seq, false)
+        }
+        _ => (0, false),
     };
+    // Chunks may skip ahead (the ones the target holds are not sent).
+    let skipping = layout.pass == Pass::Incremental || compare;
     // A verify pass changes nothing, not even the journal.
     let persist = layout.pass != Pass::Verify;
     let mut journal = Journal {
@@ -204,7 +211,22 @@ where
         session,
     ));
     save(&journal, persist, &rx.state_dir)?;
-    send(w, &Message::LayoutAccepted(LayoutAccepted { resume_seq })).await?;
+    send(
+        w,
+        &Message::LayoutAccepted(LayoutAccepted {
+            resume_seq,
+            compare,
+        }),
+    )
+    .await?;
+    if compare {
+        events::log(
+            &rx.state_dir,
+            &hello.task,
+            "task-start",
+            "no journal of this plan: hashing the target to find what it holds",
+        );
+    }
     rx.tasks.set_state(&hello.task, TaskState::Syncing, None);
     // The operator may have set a rate limit or stopped the task before
     // this session began.
@@ -266,11 +288,12 @@ where
             };
             match msg {
                 Message::Chunk(c) => {
-                    // Full and resumed passes send every chunk in order; an
-                    // incremental pass skips the chunks the receiver holds.
-                    let in_order = match layout.pass {
-                        Pass::Incremental => c.header.seq >= expect,
-                        _ => c.header.seq == expect,
+                    // Full and resumed passes send every chunk in order;
+                    // comparing passes skip the chunks the receiver holds.
+                    let in_order = if skipping {
+                        c.header.seq >= expect
+                    } else {
+                        c.header.seq == expect
                     };
                     if !in_order || layout.pass == Pass::Verify {
                         return Err(refuse(
@@ -340,9 +363,10 @@ where
                 }
                 Message::Checkpoint { seq } => {
                     tokio::task::block_in_place(|| rx.sync())?;
-                    journal.durable_seq = match layout.pass {
-                        Pass::Incremental | Pass::Verify => seq.max(journal.durable_seq),
-                        _ => seq.min(expect),
+                    journal.durable_seq = if skipping || layout.pass == Pass::Verify {
+                        seq.max(journal.durable_seq)
+                    } else {
+                        seq.min(expect)
                     };
                     save(&journal, persist, &rx.state_dir)?;
                     send(

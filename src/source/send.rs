@@ -188,14 +188,20 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
     let Link { mut r, mut w, .. } =
         connect(&cfg.receiver, cfg.fingerprint, &cfg.code, &cfg.task).await?;
     write_message(&mut w, &Message::Layout(layout(&volumes, cfg)), MAX_FRAME).await?;
-    let resume = match r.next().await? {
-        Some(Message::LayoutAccepted(a)) => a.resume_seq,
+    let (resume, hint) = match r.next().await? {
+        Some(Message::LayoutAccepted(a)) => (a.resume_seq, a.compare),
         Some(Message::Error(e)) => return Err(refusal(&e)),
         other => bail!("unexpected reply to Layout: {other:?}"),
     };
 
     let volumes = Arc::new(volumes);
-    let compare = matches!(cfg.pass, Pass::Incremental | Pass::Verify);
+    // The receiver asks for hashes when it has no record of a resumed pass.
+    let compare = matches!(cfg.pass, Pass::Incremental | Pass::Verify) || hint;
+    if hint {
+        notice(format_args!(
+            "the receiver has no journal of this task: comparing hashes, sending only what it lacks"
+        ));
+    }
     let (frames_tx, mut frames_rx) = tokio::sync::mpsc::channel::<Item>(cfg.threads.max(1) * 2);
     let pipeline = start_pipeline(cfg, volumes.clone(), resume, frames_tx, compare);
 
@@ -413,7 +419,7 @@ async fn compare_pass(
             };
             send_frame(w, &frame, covers, &cfg.rate, &mut pacer, report).await?;
         }
-        if cfg.pass == Pass::Incremental {
+        if cfg.pass != Pass::Verify {
             write_message(w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
         }
         if done {
