@@ -9,5 +9,6 @@ pub mod session;
 pub mod sink;
 pub mod tasks;
 pub mod tracker;
+pub mod write;
 
 pub use server::{ReceiveConfig, Receiver};

@@ -1,0 +1,220 @@
+//! Writing and reading the targets for a session: the layout checked
+//! against the targets, each chunk checked (plan, bound, hash) then written,
+//! hash queries answered from the targets, syncs.
+
+use super::server::Receiver;
+use super::session::{Refusal, refuse};
+use crate::layout::ranges::RangeSet;
+use crate::proto::codec::MAX_FRAME;
+use crate::proto::digest;
+use crate::proto::message::*;
+
+fn too_small(target: &super::sink::Target, have: u64, need: u64) -> Refusal {
+    refuse(
+        ErrorCode::TargetTooSmall,
+        format!(
+            "{} holds {have} bytes; the plan needs {need} (enlarge it by {})",
+            target.path.display(),
+            need - have
+        ),
+    )
+}
+
+/// Whether `[offset, offset+len)` on target `t` lies wholly inside the plan.
+fn within_plan(planned: &Planned, t: usize, offset: u64, len: u64) -> bool {
+    planned.get(t).is_some_and(|p| {
+        offset
+            .checked_add(len)
+            .is_some_and(|end| p.intersect(offset, end).map(|(a, b)| b - a).sum::<u64>() == len)
+    })
+}
+
+/// Target byte ranges a layout allows, per target.
+pub type Planned = Vec<RangeSet>;
+
+impl Receiver {
+    /// The layout must name known targets, fit them (image files grow), and
+    /// the targets must not be in use. Returns the planned ranges.
+    pub fn check_layout(&self, l: &Layout) -> Result<Planned, Refusal> {
+        if l.chunk_size == 0 || l.chunk_size as usize > MAX_FRAME / 2 {
+            return Err(refuse(
+                ErrorCode::MalformedFrame,
+                format!("chunk size {} is not allowed", l.chunk_size),
+            ));
+        }
+        let mut planned = vec![RangeSet::new(); self.targets.len()];
+        let mut need = vec![0u64; self.targets.len()];
+        for v in &l.volumes {
+            let t = v.target as usize;
+            if t >= self.targets.len() {
+                return Err(refuse(
+                    ErrorCode::TargetTooSmall,
+                    format!(
+                        "{} is planned for target {t}, but this receiver has {} target(s)",
+                        v.name,
+                        self.targets.len()
+                    ),
+                ));
+            }
+            for e in &v.extents {
+                let end = e
+                    .target_offset
+                    .checked_add(e.len)
+                    .ok_or_else(|| refuse(ErrorCode::MalformedFrame, "extent overflows"))?;
+                if e.source_offset
+                    .checked_add(e.len)
+                    .is_none_or(|x| x > v.size)
+                {
+                    return Err(refuse(
+                        ErrorCode::MalformedFrame,
+                        format!("{}: extent past the volume's {} bytes", v.name, v.size),
+                    ));
+                }
+                planned[t].insert(e.target_offset, e.len);
+                need[t] = need[t].max(end);
+            }
+            need[t] = need[t].max(v.size);
+        }
+        // Every check first (in use, devices large enough), then grow image
+        // files: a refused layout changes nothing.
+        let used: Vec<(usize, &super::sink::Target)> = self
+            .targets
+            .iter()
+            .enumerate()
+            .filter(|(t, _)| need[*t] > 0)
+            .collect();
+        for &(t, target) in &used {
+            let busy = target.in_use(&self.roots);
+            if !busy.is_empty() && !self.force {
+                return Err(refuse(
+                    ErrorCode::TargetInUse,
+                    format!(
+                        "{} is in use ({}); refusing to write it",
+                        target.path.display(),
+                        busy.join("; ")
+                    ),
+                ));
+            }
+            let have = target.size().unwrap_or(0);
+            if target.is_block_device() && have < need[t] {
+                return Err(too_small(target, have, need[t]));
+            }
+        }
+        for &(t, target) in &used {
+            if let Err(have) = target.ensure_size(need[t]) {
+                return Err(too_small(target, have, need[t]));
+            }
+        }
+        Ok(planned)
+    }
+
+    /// Check and write one chunk; returns the bytes it covers.
+    pub fn write_chunk(
+        &self,
+        planned: &Planned,
+        algo: HashAlgo,
+        c: &Chunk,
+        dec: &mut zstd::bulk::Decompressor,
+    ) -> Result<u64, Refusal> {
+        let h = &c.header;
+        let t = h.target as usize;
+        let len = h.len as u64;
+        let inside = within_plan(planned, t, h.offset, len);
+        if !inside || len == 0 {
+            return Err(refuse(
+                ErrorCode::OutOfExtent,
+                format!(
+                    "chunk {} ({} bytes at {} on target {t}) lies outside the planned extents; nothing written",
+                    h.seq, len, h.offset
+                ),
+            ));
+        }
+        let data: std::borrow::Cow<[u8]> = match h.codec {
+            Codec::None => std::borrow::Cow::Borrowed(&c.data[..]),
+            Codec::Zero => std::borrow::Cow::Owned(vec![0u8; h.len as usize]),
+            Codec::Zstd => {
+                let out = dec.decompress(&c.data, h.len as usize).map_err(|e| {
+                    refuse(
+                        ErrorCode::DecompressBound,
+                        format!(
+                            "chunk {}: does not decompress to at most {} bytes: {e}",
+                            h.seq, h.len
+                        ),
+                    )
+                })?;
+                if out.len() != h.len as usize {
+                    return Err(refuse(
+                        ErrorCode::DecompressBound,
+                        format!("chunk {}: {} bytes, declared {}", h.seq, out.len(), h.len),
+                    ));
+                }
+                std::borrow::Cow::Owned(out)
+            }
+        };
+        if digest::hash(algo, &data) != h.hash {
+            return Err(refuse(
+                ErrorCode::HashMismatch,
+                format!(
+                    "chunk {} at {} on target {t}: hash mismatch; nothing written",
+                    h.seq, h.offset
+                ),
+            ));
+        }
+        let target = &self.targets[t];
+        let res = match h.codec {
+            Codec::Zero => target.zero(h.offset, len),
+            _ => target.write_at(&data, h.offset),
+        };
+        res.map_err(|e| {
+            refuse(
+                ErrorCode::Internal,
+                format!("{}: write at {}: {e}", target.path.display(), h.offset),
+            )
+        })?;
+        Ok(len)
+    }
+
+    /// For each chunk, whether the target already holds bytes with its hash.
+    pub fn holds(
+        &self,
+        planned: &Planned,
+        algo: HashAlgo,
+        chunks: &[ChunkRef],
+    ) -> Result<Vec<bool>, Refusal> {
+        let mut buf = Vec::new();
+        chunks
+            .iter()
+            .map(|c| {
+                let t = c.target as usize;
+                let len = c.len as u64;
+                let inside = within_plan(planned, t, c.offset, len);
+                if !inside || len == 0 {
+                    return Err(refuse(
+                        ErrorCode::OutOfExtent,
+                        format!("hash query for {len} bytes at {} on target {t} outside the planned extents", c.offset),
+                    ));
+                }
+                buf.resize(c.len as usize, 0);
+                let target = &self.targets[t];
+                match target.read_at(&mut buf, c.offset) {
+                    Ok(()) => Ok(digest::hash(algo, &buf) == c.hash),
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+                    Err(e) => Err(refuse(ErrorCode::Internal, format!("{}: read at {}: {e}", target.path.display(), c.offset))),
+                }
+            })
+            .collect()
+    }
+
+    /// fdatasync every target.
+    pub fn sync(&self) -> Result<(), Refusal> {
+        for t in &self.targets {
+            t.sync().map_err(|e| {
+                refuse(
+                    ErrorCode::Internal,
+                    format!("{}: sync: {e}", t.path.display()),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
