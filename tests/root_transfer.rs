@@ -176,3 +176,59 @@ fn root_targets_too_small_or_in_use_are_refused_before_writing() {
     assert!(e.contains("is in use") && e.contains("mounted on"), "{e}");
     drop(m);
 }
+
+#[test]
+fn root_block_device_sources_are_read_around_the_page_cache() {
+    use ferry::disk::ReadAt;
+    use ferry::disk::source::SourceDisk;
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("src.img");
+    let mut data = vec![0u8; 8 << 20];
+    blake3::Hasher::new()
+        .update(b"direct")
+        .finalize_xof()
+        .fill(&mut data);
+    std::fs::write(&img, &data).unwrap();
+    for sector in [512u32, 4096] {
+        let lo = Loop::attach(&img, 0, None, Some(sector), true);
+        let d = SourceDisk::open(lo.path()).unwrap();
+        assert!(d.direct(), "{}: O_DIRECT descriptor", lo.0);
+        // Aligned: through O_DIRECT; unaligned: buffered; both exact.
+        let mut b = vec![0u8; 1 << 20];
+        d.read_exact_at(&mut b, 3 << 20).unwrap();
+        assert_eq!(b, data[3 << 20..4 << 20]);
+        let mut c = vec![0u8; 100];
+        d.read_exact_at(&mut c, 4097).unwrap();
+        assert_eq!(c, data[4097..4197]);
+        let mut e = vec![0u8; sector as usize];
+        d.read_exact_at(&mut e, (8 << 20) - sector as u64).unwrap();
+        assert_eq!(e, data[(8 << 20) - sector as usize..]);
+        assert!(d.read_exact_at(&mut e, 8 << 20).is_err(), "past the end");
+
+        // A whole pass from the device.
+        let target = tmp.path().join(format!("target-{sector}.img"));
+        let rx = spawn_receiver(
+            &tmp.path().join(format!("r{sector}")),
+            &[&target],
+            "ROOT-TEST",
+        )
+        .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["send", "--receiver", &format!("127.0.0.1:{}", rx.port)])
+            .args(["--fingerprint", &rx.fingerprint, "--code", "root-test"])
+            .args(["--state-dir", "none"])
+            .arg(lo.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            data,
+            "{sector}-byte sectors"
+        );
+    }
+}
