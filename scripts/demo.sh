@@ -62,30 +62,41 @@ pause
 
 echo
 echo "==> migration: ferry receive on 127.0.0.1 (a stand-in for the intermediate instance)"
-rm -rf "$demo/receiver" "$demo/target.img"
+rm -rf "$demo/receiver" "$demo/source" "$demo/target.img"
 "$ferry" receive --target "$demo/target.img" --state-dir "$demo/receiver" \
-    --listen 127.0.0.1 --data-port 0 > "$demo/receiver.out" 2> "$demo/receiver.log" &
+    --listen 127.0.0.1 --data-port 0 --api-port 0 > "$demo/receiver.out" 2> "$demo/receiver.log" &
 rxpid=$!
 trap 'kill $rxpid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q '^pairing code' "$demo/receiver.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q '^targets:' "$demo/receiver.out" 2>/dev/null && break; sleep 0.1; done
 cat "$demo/receiver.out"
 port=$(awk -F: '/^listening:/ {print $NF}' "$demo/receiver.out")
 fp=$(awk '/^fingerprint:/ {print $2}' "$demo/receiver.out")
 code=$(awk '/^pairing code:/ {print $3}' "$demo/receiver.out")
+api=$(awk '/^api:/ {sub("https://", "", $2); print $2}' "$demo/receiver.out")
+echo
+echo "==> ferry netcheck: the network, the disk and compression, and an ETA"
+"$ferry" netcheck --receiver "127.0.0.1:$port" --fingerprint "$fp" --code "$code" --seconds 1 gpt.img
+pause
 echo
 echo "==> ferry send --receiver 127.0.0.1:$port --fingerprint ${fp:0:16}... --code $code gpt.img"
-"$ferry" send --receiver "127.0.0.1:$port" --fingerprint "$fp" --code "$code" --task demo gpt.img
+"$ferry" send --receiver "127.0.0.1:$port" --fingerprint "$fp" --code "$code" --task demo --state-dir "$demo/source" gpt.img
 echo
 echo "==> the target, as ferry sees it"
 "$ferry" inventory "$demo/target.img" | head -12
 echo
 echo "==> ferry send --pass verify (compares every chunk's hash, sends nothing)"
-"$ferry" send --receiver "127.0.0.1:$port" --fingerprint "$fp" --code "$code" --task demo --pass verify gpt.img
+"$ferry" send --receiver "127.0.0.1:$port" --fingerprint "$fp" --code "$code" --task demo --state-dir "$demo/source" --pass verify gpt.img
 echo
-echo "==> the receiver's report ($demo/receiver/reports/)"
+echo "==> the task on the receiver's control API (ferry api = curl with the pinned certificate)"
+"$ferry" api --receiver "$api" --fingerprint "$fp" --code "$code" /v1/tasks/demo |
+    jq '{task, state, pass, bytes_total, bytes_done, chunks_held, chunks_differ}'
+echo
+echo "==> the receiver's report, over the API (files in $demo/receiver/reports/)"
 ls "$demo/receiver/reports/"
-jq '{task, pass, state, bytes_written, wire_bytes, compression_ratio, volumes: [.volumes[] | {name, used_bytes, chunks, chunks_held}]}' \
-    "$demo/receiver/reports/demo_report.json"
+"$ferry" api --receiver "$api" --fingerprint "$fp" --code "$code" /v1/tasks/demo/report |
+    jq '{task, pass, state, bytes_written, wire_bytes, compression_ratio,
+         volumes: [.volumes[] | {name, used_bytes, chunks, chunks_held, digest}],
+         passes: [.passes[] | {pass, state, bytes_written}]}'
 kill $rxpid 2>/dev/null || true
 echo
 echo "The demo disks stay in $demo; try: $ferry inventory --json --ranges $demo/whole.img"

@@ -237,6 +237,28 @@ fn bad_requests_are_refused_with_reasons() {
     let (s, _) = call(&rx, &rx.token, "GET", "/v1/nothing", None);
     assert_eq!(s, 404);
 
+    // The same through `ferry api`, the client for consoles without curl.
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["api", "--receiver", &rx.api.to_string()])
+            .args(["--fingerprint", &rx.fingerprint, "--code", CODE])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["/v1/status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["fingerprint"], rx.fingerprint.as_str());
+    let out = cli(&["--method", "POST", "/v1/tasks/nope/stop"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("HTTP 404") && err.contains("no task"), "{err}");
+
     // A task to change: a short finished pass.
     let src = source(t.path(), 2);
     let out = sender(&rx, &src, "b1", "0").wait_with_output().unwrap();

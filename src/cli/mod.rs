@@ -1,5 +1,6 @@
 //! Command line: clap derive, one file per subcommand.
 
+mod api;
 mod inventory;
 mod netcheck;
 mod receive;
@@ -29,6 +30,9 @@ pub enum Command {
     /// Before a transfer: latency, jitter, loss and bandwidth to a receiver,
     /// disk-read and compression speed, and an ETA for the volumes.
     Netcheck(netcheck::NetcheckArgs),
+    /// One request to a receiver's control API (port 8080): status, a task,
+    /// its report, events, metrics; stop, start, rate limit.
+    Api(api::ApiArgs),
 }
 
 /// Run the parsed command; returns the process exit code.
@@ -38,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Receive(a) => receive::run(a),
         Command::Send(a) => send::run(a),
         Command::Netcheck(a) => netcheck::run(a),
+        Command::Api(a) => api::run(a),
     }
 }
 
