@@ -22,6 +22,8 @@ use crate::source::send::SendConfig;
 
 /// The task name when neither the flags nor the job file name one.
 pub const DEFAULT_TASK: &str = "ferry";
+/// The most TLS streams a pass may use (the receiver takes 16 extra).
+pub const MAX_STREAMS: usize = crate::receiver::join::MAX_STREAMS + 1;
 
 /// A job file. Sections are tables: `[receiver]`, `[transfer]`, `[rate]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +80,9 @@ pub struct TransferSection {
     /// Worker threads for hashing and compression: the CPU limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
+    /// TLS streams carrying chunk data (1..=16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<usize>,
     /// zstd level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<i32>,
@@ -309,6 +314,14 @@ impl Job {
         if t.threads == Some(0) {
             return bad("transfer.threads", "must be at least 1".into());
         }
+        if let Some(n) = t.streams
+            && !(1..=MAX_STREAMS).contains(&n)
+        {
+            return bad(
+                "transfer.streams",
+                format!("{n} is not in 1..{MAX_STREAMS}"),
+            );
+        }
         if let Some(l) = t.level {
             check_level(l).or_else(|m| bad("transfer.level", m))?;
         }
@@ -338,6 +351,7 @@ impl Job {
                 scan: tt.scan.or(t.scan),
                 pass: tt.pass.or(t.pass),
                 threads: tt.threads.or(t.threads),
+                streams: tt.streams.or(t.streams),
                 level: tt.level.or(t.level),
                 hash: tt.hash.or(t.hash),
                 checkpoint_mib: tt.checkpoint_mib.or(t.checkpoint_mib),
@@ -362,6 +376,7 @@ impl Job {
                 scan: t.scan.or(Some(d.scan)),
                 pass: t.pass.or(Some(d.pass.into())),
                 threads: t.threads.or(Some(d.threads)),
+                streams: t.streams.or(Some(d.streams)),
                 level: t.level.or(Some(d.level)),
                 hash: t.hash.or(Some(d.hash.into())),
                 checkpoint_mib: t.checkpoint_mib.or(Some(d.checkpoint_bytes >> 20)),
@@ -415,6 +430,9 @@ impl Job {
         }
         if let Some(n) = t.threads {
             config.threads = n;
+        }
+        if let Some(n) = t.streams {
+            config.streams = n;
         }
         if let Some(l) = t.level {
             config.level = l;

@@ -250,6 +250,42 @@ fn hello(fp: &[u8; 32], min: u16, max: u16) -> Message {
     })
 }
 
+/// A full pass of one volume of `size` bytes whose first `used` are used.
+fn one_volume(size: u64, used: u64) -> Layout {
+    Layout {
+        pass: Pass::Full,
+        chunk_size: 1 << 20,
+        hash: HashAlgo::Blake3,
+        volumes: vec![VolumePlan {
+            name: "v".into(),
+            target: 0,
+            size,
+            extents: vec![Extent {
+                source_offset: 0,
+                len: used,
+                target_offset: 0,
+            }],
+        }],
+    }
+}
+
+/// Chunk `seq` of raw bytes at `offset`, with its true hash.
+fn raw_chunk(seq: u64, offset: u64, data: Vec<u8>) -> Message {
+    let data = Bytes::from(data);
+    Message::Chunk(Chunk {
+        header: ChunkHeader {
+            seq,
+            target: 0,
+            offset,
+            len: data.len() as u32,
+            codec: Codec::None,
+            hash: ferry::proto::digest::hash(HashAlgo::Blake3, &data),
+            crc64: 0,
+        },
+        data,
+    })
+}
+
 async fn reply(s: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> Message {
     read_message(s, MAX_FRAME).await.unwrap().expect("a reply")
 }
@@ -308,21 +344,7 @@ async fn malformed_oversized_and_misplaced_frames_are_refused() {
         .await
         .unwrap();
     assert!(matches!(reply(&mut s).await, Message::Welcome(_)));
-    let layout = Layout {
-        pass: Pass::Full,
-        chunk_size: 1 << 20,
-        hash: HashAlgo::Blake3,
-        volumes: vec![VolumePlan {
-            name: "v".into(),
-            target: 0,
-            size: 1 << 20,
-            extents: vec![Extent {
-                source_offset: 0,
-                len: 4096,
-                target_offset: 0,
-            }],
-        }],
-    };
+    let layout = one_volume(1 << 20, 4096);
     write_message(&mut s, &Message::Layout(layout), MAX_FRAME)
         .await
         .unwrap();
@@ -362,21 +384,7 @@ async fn malformed_oversized_and_misplaced_frames_are_refused() {
         .await
         .unwrap();
     reply(&mut s).await;
-    let layout = Layout {
-        pass: Pass::Full,
-        chunk_size: 1 << 20,
-        hash: HashAlgo::Blake3,
-        volumes: vec![VolumePlan {
-            name: "v".into(),
-            target: 0,
-            size: 1 << 20,
-            extents: vec![Extent {
-                source_offset: 0,
-                len: 8192,
-                target_offset: 0,
-            }],
-        }],
-    };
+    let layout = one_volume(1 << 20, 8192);
     write_message(&mut s, &Message::Layout(layout), MAX_FRAME)
         .await
         .unwrap();
@@ -470,4 +478,112 @@ fn incremental_sends_only_changed_chunks_and_verify_finds_damage() {
         tgt,
         "a verify pass writes nothing"
     );
+}
+
+#[test]
+fn extra_streams_carry_a_pass() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = t.path().join("big.img");
+    std::fs::write(&disk, noise(12 << 20, 7)).unwrap();
+    let t0 = t.path().join("t0.img");
+    let r = start(t.path(), vec![t0.clone()]);
+    let mut cfg = config(&r, &[&disk]);
+    cfg.streams = 3;
+    let rep = send(&cfg).unwrap();
+    assert_eq!((rep.chunks, rep.chunks_sent), (12, 12));
+    assert_eq!(std::fs::read(&t0).unwrap(), std::fs::read(&disk).unwrap());
+    let ev = std::fs::read_to_string(t.path().join("state/events.jsonl")).unwrap();
+    assert_eq!(ev.matches("\"session-start\"").count(), 3, "{ev}");
+    let s = r.rx.tasks.get("t1").unwrap();
+    assert_eq!((s.chunks_written, s.bytes_written), (12, 12 << 20));
+    // The digest is the same as a single stream's.
+    let mut one = config(&r, &[&disk]);
+    one.pass = Pass::Verify;
+    let v = send(&one).unwrap();
+    assert_eq!(v.mismatches.len(), 0);
+    assert_eq!(v.volumes[0].digest, rep.volumes[0].digest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_are_checked_and_missing_chunks_found() {
+    let t = tempfile::tempdir().unwrap();
+    let target = t.path().join("t0.img");
+    let r = start(t.path(), vec![target.clone()]);
+    let fp = r.rx.fingerprint;
+
+    // Joining a session that does not exist.
+    let mut s = raw(&r).await;
+    write_message(&mut s, &hello(&fp, 1, 1), MAX_FRAME)
+        .await
+        .unwrap();
+    assert!(matches!(reply(&mut s).await, Message::Welcome(_)));
+    write_message(&mut s, &Message::Join { session: 999 }, MAX_FRAME)
+        .await
+        .unwrap();
+    assert!(matches!(
+        reply(&mut s).await,
+        Message::Error(ErrorMsg {
+            code: ErrorCode::UnknownTask,
+            ..
+        })
+    ));
+
+    // A pass of two chunks: only chunk 1 arrives (on an extra stream).
+    let mut p = raw(&r).await;
+    write_message(&mut p, &hello(&fp, 1, 1), MAX_FRAME)
+        .await
+        .unwrap();
+    let Message::Welcome(w) = reply(&mut p).await else {
+        panic!("no welcome")
+    };
+    write_message(
+        &mut p,
+        &Message::Layout(one_volume(2 << 20, 2 << 20)),
+        MAX_FRAME,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(reply(&mut p).await, Message::LayoutAccepted(_)));
+    let mut j = raw(&r).await;
+    write_message(&mut j, &hello(&fp, 1, 1), MAX_FRAME)
+        .await
+        .unwrap();
+    assert!(matches!(reply(&mut j).await, Message::Welcome(_)));
+    write_message(&mut j, &Message::Join { session: w.session }, MAX_FRAME)
+        .await
+        .unwrap();
+    assert!(matches!(reply(&mut j).await, Message::LayoutAccepted(_)));
+    let ones = vec![1u8; 1 << 20];
+    write_message(&mut j, &raw_chunk(1, 1 << 20, ones.clone()), MAX_FRAME)
+        .await
+        .unwrap();
+    j.shutdown().await.unwrap();
+    write_message(
+        &mut p,
+        &Message::Finish {
+            chunks: 2,
+            bytes: 2 << 20,
+        },
+        MAX_FRAME,
+    )
+    .await
+    .unwrap();
+    match reply(&mut p).await {
+        Message::Error(e) => {
+            assert_eq!(e.code, ErrorCode::MalformedFrame);
+            assert!(
+                e.message.contains("chunks 0..2 never arrived"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // The chunk that came was checked and written in its place; the task
+    // is in error, not finished.
+    let got = std::fs::read(&target).unwrap();
+    assert!(got[..1 << 20].iter().all(|&b| b == 0));
+    assert_eq!(&got[1 << 20..2 << 20], &ones[..]);
+    let st = r.rx.tasks.get("raw").unwrap();
+    assert_eq!(st.state, ferry::report::task::TaskState::InError);
 }

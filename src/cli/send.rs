@@ -49,6 +49,10 @@ pub struct SendArgs {
     /// [default: one per CPU].
     #[arg(long, value_parser = parse_threads)]
     pub threads: Option<usize>,
+    /// TLS streams carrying chunk data, 1..17 (helps long fat links; passes
+    /// that compare hashes use one) [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=crate::job::MAX_STREAMS as u64))]
+    pub streams: Option<u64>,
     /// zstd level [default: 1].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_level)]
     pub level: Option<i32>,
@@ -126,6 +130,7 @@ impl SendArgs {
                 scan: (!self.scan.is_empty()).then(|| self.scan.clone()),
                 pass: self.pass,
                 threads: self.threads,
+                streams: self.streams.map(|n| n as usize),
                 level: self.level,
                 hash: self.hash,
                 checkpoint_mib: self.checkpoint_mib,

@@ -270,6 +270,7 @@ mod tests {
                 paused: true,
             }),
             Message::Probe(Bytes::from_static(&[0x5a; 100])),
+            Message::Join { session: 77 },
         ]
     }
 
@@ -527,6 +528,7 @@ mod tests {
                 .prop_map(|(rate_mbit, paused)| Message::Control(Control { rate_mbit, paused })),
             proptest::collection::vec(any::<u8>(), 0..300)
                 .prop_map(|d| Message::Probe(Bytes::from(d))),
+            any::<u64>().prop_map(|session| Message::Join { session }),
             proptest::collection::vec(
                 (
                     ".{0,20}",

@@ -251,6 +251,11 @@ pub enum Message {
     /// bytes the receiver counts and discards; Finish ends the run and
     /// Finished answers with what arrived.
     Probe(Bytes),
+    /// Source -> receiver, instead of Layout on an extra stream: carry chunks
+    /// of the running session `session` (answered with LayoutAccepted).
+    Join {
+        session: u64,
+    },
 }
 
 /// What the receiver's operator asks of a running task.
@@ -282,6 +287,7 @@ impl Message {
             Message::Error(_) => 13,
             Message::Control(_) => 14,
             Message::Probe(_) => 15,
+            Message::Join { .. } => 16,
         }
     }
 
@@ -359,6 +365,9 @@ impl Message {
             }
             Message::Probe(data) => {
                 w.bytes(data);
+            }
+            Message::Join { session } => {
+                w.u64(*session);
             }
         }
     }
@@ -511,6 +520,7 @@ impl Message {
                 })
             }
             15 => Message::Probe(r.rest(payload)),
+            16 => Message::Join { session: r.u64()? },
             k => return Err(r.invalid_at("message kind", 0, format!("unknown kind {k}"))),
         };
         r.finish()?;

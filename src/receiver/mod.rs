@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod echo;
+pub mod join;
 pub mod journal;
 pub mod probe;
 pub mod server;

@@ -53,6 +53,8 @@ pub struct Receiver {
     /// Held by the session writing the targets.
     pub writing: tokio::sync::Mutex<()>,
     pub tasks: super::tasks::Tasks,
+    /// Sessions taking extra streams.
+    pub joins: super::join::Joins,
     max_sessions: usize,
     sessions: AtomicU64,
     failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
@@ -93,6 +95,7 @@ impl Receiver {
             roots: cfg.roots.clone(),
             writing: tokio::sync::Mutex::new(()),
             tasks: super::tasks::Tasks::load(&cfg.state_dir),
+            joins: super::join::Joins::default(),
             max_sessions: cfg.max_sessions.max(1),
             sessions: AtomicU64::new(0),
             failures: Mutex::new(HashMap::new()),

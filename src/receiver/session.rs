@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::join::Joined;
 use super::journal::{Journal, valid_task};
 use super::server::Receiver;
 use super::tracker::Tracker;
@@ -157,6 +158,9 @@ where
     let layout = match next(r, IDLE_TIMEOUT).await? {
         Message::Layout(l) => l,
         Message::Probe(first) => return super::probe::run(rx, &hello.task, first, r, w).await,
+        Message::Join { session } => {
+            return super::join::run(rx, &hello.task, session, r, w).await;
+        }
         other => {
             return Err(refuse(
                 ErrorCode::MalformedFrame,
@@ -254,6 +258,11 @@ where
         task: hello.task.clone(),
         ..Default::default()
     };
+    // Extra streams of this session (`--streams`) hand their chunks over.
+    let (_joins, mut join_rx) = rx.joins.open(session, &hello.task);
+    let mut streams = 0usize;
+    let mut multi = false;
+    let mut pending_finish = None;
     let mut expect = resume_seq;
     // What this session wrote, read back and checked at Finish.
     let mut written: Vec<ChunkRef> = Vec::new();
@@ -263,10 +272,33 @@ where
     let pass_name = format!("{:?}", layout.pass);
     let task = hello.task.as_str();
     let result = async {
-        loop {
+        let (chunks, bytes) = loop {
             let idle = if paused { PAUSED_TIMEOUT } else { IDLE_TIMEOUT };
             let msg = tokio::select! {
-                m = next(r, idle) => m?,
+                // Extra streams first: a stream's Start is queued before its
+                // source can send Finish on this one, so Finish never
+                // overtakes it.
+                biased;
+                j = join_rx.recv() => match j {
+                    Some(Joined::Chunk(c)) => Message::Chunk(*c),
+                    Some(Joined::Start) => {
+                        streams += 1;
+                        multi = true;
+                        rx.tasks.update(task, |s| s.streams = 1 + streams as u32);
+                        continue;
+                    }
+                    Some(Joined::End) => {
+                        streams = streams.saturating_sub(1);
+                        rx.tasks.update(task, |s| s.streams = 1 + streams as u32);
+                        match pending_finish.take() {
+                            Some(f) if streams == 0 => break f,
+                            f => pending_finish = f,
+                        }
+                        continue;
+                    }
+                    Some(Joined::Failed(e)) => return Err(e),
+                    None => continue,
+                },
                 changed = ctl.changed(), if ctl_open => {
                     if changed.is_err() {
                         ctl_open = false;
@@ -284,15 +316,20 @@ where
                     events::log(&rx.state_dir, task, event, &format!("{what}; rate limit {rate}"));
                     continue;
                 }
+                m = next(r, idle) => m?,
             };
             match msg {
                 Message::Chunk(c) => {
                     // Full and resumed passes send every chunk in order;
                     // comparing passes skip the chunks the receiver holds.
+                    let seq = c.header.seq;
                     let in_order = if skipping {
-                        c.header.seq >= expect
+                        seq >= expect
+                    } else if multi {
+                        // Streams interleave: any chunk not yet written.
+                        seq >= expect && tracker.pending(seq)
                     } else {
-                        c.header.seq == expect
+                        seq == expect
                     };
                     if !in_order || layout.pass == Pass::Verify {
                         return Err(refuse(
@@ -319,7 +356,11 @@ where
                         s.zero_chunks += zero as u64;
                     });
                     current = None;
-                    expect = c.header.seq + 1;
+                    expect = if multi {
+                        tracker.prefix_from(expect)
+                    } else {
+                        seq + 1
+                    };
                     out.chunks += 1;
                     out.bytes += n;
                     journal.durable_bytes += n;
@@ -387,48 +428,12 @@ where
                     );
                 }
                 Message::Finish { chunks, bytes } => {
-                    rx.tasks.set_state(task, TaskState::Processing, None);
-                    tokio::task::block_in_place(|| rx.sync())?;
-                    // Read back what this session wrote before calling it done.
-                    let have =
-                        tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &written))?;
-                    let bad = have.iter().filter(|h| !**h).count();
-                    if bad > 0 {
-                        return Err(refuse(
-                            ErrorCode::HashMismatch,
-                            format!(
-                                "{bad} of {} chunks written read back differently from their hashes",
-                                written.len()
-                            ),
-                        ));
+                    // Chunks on extra streams may still be in flight.
+                    if streams > 0 {
+                        pending_finish = Some((chunks, bytes));
+                        continue;
                     }
-                    rx.tasks.set_state(task, TaskState::Cleaning, None);
-                    journal.durable_seq = chunks.max(expect);
-                    journal.finished = true;
-                    save(&journal, persist, &rx.state_dir)?;
-                    tracker.write(&rx.state_dir, &hello.task, &pass_name, &hello.source, Vec::new());
-                    rx.tasks.set_state(task, TaskState::Finished, None);
-                    events::log(
-                        &rx.state_dir,
-                        &hello.task,
-                        "result",
-                        &format!(
-                            "finished: {} chunks, {} bytes this session; the source sent {chunks} chunks, {bytes} bytes in all",
-                            out.chunks, out.bytes
-                        ),
-                    );
-                    // Everything is durable and recorded: the targets are
-                    // free for the next pass before the source hears so.
-                    busy.take();
-                    send(
-                        w,
-                        &Message::Finished {
-                            chunks: expect,
-                            bytes: journal.durable_bytes,
-                        },
-                    )
-                    .await?;
-                    return Ok(out);
+                    break (chunks, bytes);
                 }
                 Message::Error(e) => {
                     return Err(refuse(e.code, format!("the source gave up: {}", e.message)));
@@ -440,7 +445,56 @@ where
                     ));
                 }
             }
+        };
+        // Every chunk of a sending pass must have arrived, on whichever stream.
+        if !skipping && layout.pass != Pass::Verify && expect < chunks {
+            return Err(refuse(
+                ErrorCode::MalformedFrame,
+                format!("the pass ended but chunks {expect}..{chunks} never arrived"),
+            ));
         }
+            rx.tasks.set_state(task, TaskState::Processing, None);
+            tokio::task::block_in_place(|| rx.sync())?;
+            // Read back what this session wrote before calling it done.
+            let have =
+                tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &written))?;
+            let bad = have.iter().filter(|h| !**h).count();
+            if bad > 0 {
+                return Err(refuse(
+                    ErrorCode::HashMismatch,
+                    format!(
+                        "{bad} of {} chunks written read back differently from their hashes",
+                        written.len()
+                    ),
+                ));
+            }
+            rx.tasks.set_state(task, TaskState::Cleaning, None);
+            journal.durable_seq = chunks.max(expect);
+            journal.finished = true;
+            save(&journal, persist, &rx.state_dir)?;
+            tracker.write(&rx.state_dir, &hello.task, &pass_name, &hello.source, Vec::new());
+            rx.tasks.set_state(task, TaskState::Finished, None);
+            events::log(
+                &rx.state_dir,
+                &hello.task,
+                "result",
+                &format!(
+                    "finished: {} chunks, {} bytes this session; the source sent {chunks} chunks, {bytes} bytes in all",
+                    out.chunks, out.bytes
+                ),
+            );
+            // Everything is durable and recorded: the targets are
+            // free for the next pass before the source hears so.
+            busy.take();
+            send(
+                w,
+                &Message::Finished {
+                    chunks: expect,
+                    bytes: journal.durable_bytes,
+                },
+            )
+            .await?;
+        Ok(out)
     }
     .await;
     // A finished pass wrote its report before answering Finished.

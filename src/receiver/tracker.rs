@@ -122,6 +122,23 @@ impl Tracker {
         }
     }
 
+    /// Whether chunk `seq` is in the plan and not yet written in this pass.
+    pub fn pending(&self, seq: u64) -> bool {
+        self.rows
+            .get(seq as usize)
+            .is_some_and(|r| r.status == Status::Pending)
+    }
+
+    /// The first chunk at or after `from` that is not yet complete (all
+    /// before it are written, durable or held).
+    pub fn prefix_from(&self, from: u64) -> u64 {
+        let mut s = from as usize;
+        while self.rows.get(s).is_some_and(|r| r.status.completed()) {
+            s += 1;
+        }
+        s as u64
+    }
+
     /// A chunk must be the one its sequence number names in the plan.
     pub fn check(&self, h: &ChunkHeader) -> Result<(), Refusal> {
         let s = h.seq as usize;

@@ -100,6 +100,8 @@ pub struct TaskStatus {
     pub source: String,
     pub peer: String,
     pub session: u64,
+    /// TLS streams carrying the pass (1 + extra streams joined).
+    pub streams: u32,
     pub started: String,
     pub updated: String,
     pub volumes: Vec<String>,
@@ -140,6 +142,7 @@ impl TaskStatus {
             source: String::new(),
             peer: String::new(),
             session: 0,
+            streams: 1,
             started: now.clone(),
             updated: now,
             volumes: Vec::new(),

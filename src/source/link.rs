@@ -25,6 +25,8 @@ pub struct Link {
     pub addr: SocketAddr,
     /// The receiver's name for itself.
     pub receiver: String,
+    /// The receiver's session number (extra streams join it).
+    pub session: u64,
     pub r: TlsRead,
     pub w: TlsWrite,
 }
@@ -91,8 +93,8 @@ pub async fn connect(
         .await
         .map_err(|_| anyhow!("the receiver at {addr} did not answer Hello within 30 s"))?
         .with_context(|| format!("reading from the receiver at {addr}"))?;
-    let receiver = match reply {
-        Some(Message::Welcome(w)) => w.receiver,
+    let (receiver, session) = match reply {
+        Some(Message::Welcome(w)) => (w.receiver, w.session),
         Some(Message::VersionMismatch(v)) => bail!(
             "the receiver speaks protocol {}..{}, this source {}..{}: use matching ferry versions",
             v.min_version,
@@ -107,6 +109,7 @@ pub async fn connect(
     Ok(Link {
         addr,
         receiver,
+        session,
         r,
         w,
     })

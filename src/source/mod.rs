@@ -8,5 +8,6 @@ pub mod rate;
 pub mod record;
 pub mod schedule;
 pub mod send;
+pub mod streams;
 pub mod tally;
 pub mod volumes;

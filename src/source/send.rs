@@ -19,6 +19,7 @@ use super::chunk::{CHUNK_SIZE, Preparer, pieces};
 use super::link::{Link, TlsRead, TlsWrite, connect, refusal};
 use super::rate::{Pacer, RateLimit};
 use super::record;
+use super::streams;
 use super::tally::{Tally, VolumeSummary};
 use super::volumes::{SourceVolume, open_volumes};
 use crate::disk::sysfs::Roots;
@@ -42,6 +43,9 @@ pub struct SendConfig {
     pub pass: Pass,
     /// Worker threads for hashing and compression.
     pub threads: usize,
+    /// TLS streams for chunk data (1 = the session's own); passes that
+    /// compare hashes use one.
+    pub streams: usize,
     pub level: i32,
     pub hash: HashAlgo,
     /// Ask the receiver to make data durable after this many bytes.
@@ -73,6 +77,7 @@ impl SendConfig {
             scan: Vec::new(),
             pass: Pass::Full,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            streams: 1,
             level: 1,
             hash: HashAlgo::Blake3,
             checkpoint_bytes: 256 << 20,
@@ -185,8 +190,12 @@ pub fn send(cfg: &SendConfig) -> anyhow::Result<SendReport> {
 
 async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<SendReport> {
     let start = Instant::now();
-    let Link { mut r, mut w, .. } =
-        connect(&cfg.receiver, cfg.fingerprint, &cfg.code, &cfg.task).await?;
+    let Link {
+        mut r,
+        mut w,
+        session,
+        ..
+    } = connect(&cfg.receiver, cfg.fingerprint, &cfg.code, &cfg.task).await?;
     write_message(&mut w, &Message::Layout(layout(&volumes, cfg)), MAX_FRAME).await?;
     let (resume, hint) = match r.next().await? {
         Some(Message::LayoutAccepted(a)) => (a.resume_seq, a.compare),
@@ -217,6 +226,8 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
         let _ = pipeline.join();
         return finish(r, w, next_seq.max(resume), report, start).await;
     }
+    // Frame k of the pass goes on stream k mod N (0: this one).
+    let extras = streams::open(cfg, session, cfg.streams.max(1) - 1).await?;
     let mut since_checkpoint = 0u64;
     let mut next_seq = resume;
     let mut pacer = Pacer::default();
@@ -248,7 +259,11 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
                 Some(Item::Frame { seq, volume, len, zero, hash, frame }) => {
                     report.tally.hashed(volume as usize, len, &hash);
                     let covers = Covers { volume, len, zero };
-                    send_frame(&mut w, &frame, covers, &cfg.rate, &mut pacer, &mut report).await?;
+                    let out = match (seq % (extras.len() as u64 + 1)) as usize {
+                        0 => Out::Primary(&mut w),
+                        k => Out::Extra(&extras[k - 1].tx),
+                    };
+                    send_frame(out, &frame, covers, &cfg.rate, &mut pacer, &mut report).await?;
                     since_checkpoint += len as u64;
                     next_seq = seq + 1;
                     if since_checkpoint >= cfg.checkpoint_bytes {
@@ -267,6 +282,8 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
         }
     }
     let _ = pipeline.join();
+    // Every frame is on the wire before Finish.
+    streams::close(extras).await?;
     finish(r, w, next_seq, report, start).await
 }
 
@@ -310,9 +327,15 @@ struct Covers {
     zero: bool,
 }
 
+/// The stream a frame goes on.
+enum Out<'a> {
+    Primary(&'a mut TlsWrite),
+    Extra(&'a tokio::sync::mpsc::Sender<Bytes>),
+}
+
 /// Write one chunk frame, paced to the rate limit, and count it.
 async fn send_frame(
-    w: &mut TlsWrite,
+    out: Out<'_>,
     frame: &Bytes,
     Covers { volume, len, zero }: Covers,
     rate: &RateLimit,
@@ -323,9 +346,16 @@ async fn send_frame(
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }
-    w.write_all(frame)
-        .await
-        .context("sending to the receiver")?;
+    match out {
+        Out::Primary(w) => w
+            .write_all(frame)
+            .await
+            .context("sending to the receiver")?,
+        Out::Extra(tx) => tx
+            .send(frame.clone())
+            .await
+            .map_err(|_| anyhow::anyhow!("an extra stream to the receiver closed"))?,
+    }
     report.chunks_sent += 1;
     report.bytes += len as u64;
     report.wire_bytes += frame.len() as u64;
@@ -417,7 +447,15 @@ async fn compare_pass(
                 len: c.len,
                 zero,
             };
-            send_frame(w, &frame, covers, &cfg.rate, &mut pacer, report).await?;
+            send_frame(
+                Out::Primary(w),
+                &frame,
+                covers,
+                &cfg.rate,
+                &mut pacer,
+                report,
+            )
+            .await?;
         }
         if cfg.pass != Pass::Verify {
             write_message(w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
