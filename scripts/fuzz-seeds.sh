@@ -53,4 +53,10 @@ if [[ -n $fixtures && -f $fixtures/span1.img ]]; then
 fi
 printf 'vg0 {\nid = "x"\nseqno = 1\nextent_size = 8192\nphysical_volumes {\npv0 {\nid = "y"\npe_start = 2048\npe_count = 10\n}\n}\nlogical_volumes {\nlv {\nid = "z"\nstatus = ["VISIBLE"]\nsegment1 {\nstart_extent = 0\nextent_count = 4\ntype = "striped"\nstripe_count = 1\nstripes = ["pv0", 0]\n}\n}\n}\n}\n' \
     > "$out/lvm_metadata/seed-text"
+# Wire frames: u32 LE length, kind byte, body (docs/protocol.md).
+printf '\x09\x00\x00\x00\x10\x07\x00\x00\x00\x00\x00\x00\x00' > "$out/frame/seed-join"
+printf '\x06\x00\x00\x00\x0e\x03\x64\x00\x00\x00' > "$out/frame/seed-control"
+printf '\x09\x00\x00\x00\x09\x05\x00\x00\x00\x00\x00\x00\x00' > "$out/frame/seed-checkpoint"
+printf '\x05\x00\x00\x00\x0f\xaa\xbb\xcc\xdd' > "$out/frame/seed-probe"
+printf '\x0a\x00\x00\x00\x05\x03\x00\x00\x00\x00\x00\x00\x00\x01' > "$out/frame/seed-accepted"
 echo "fuzz seeds in $out: $(find "$out" -type f | wc -l) files"
