@@ -453,47 +453,47 @@ where
                 format!("the pass ended but chunks {expect}..{chunks} never arrived"),
             ));
         }
-            rx.tasks.set_state(task, TaskState::Processing, None);
-            tokio::task::block_in_place(|| rx.sync())?;
-            // Read back what this session wrote before calling it done.
-            let have =
-                tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &written))?;
-            let bad = have.iter().filter(|h| !**h).count();
-            if bad > 0 {
-                return Err(refuse(
-                    ErrorCode::HashMismatch,
-                    format!(
-                        "{bad} of {} chunks written read back differently from their hashes",
-                        written.len()
-                    ),
-                ));
-            }
-            rx.tasks.set_state(task, TaskState::Cleaning, None);
-            journal.durable_seq = chunks.max(expect);
-            journal.finished = true;
-            save(&journal, persist, &rx.state_dir)?;
-            tracker.write(&rx.state_dir, &hello.task, &pass_name, &hello.source, Vec::new());
-            rx.tasks.set_state(task, TaskState::Finished, None);
-            events::log(
-                &rx.state_dir,
-                &hello.task,
-                "result",
-                &format!(
-                    "finished: {} chunks, {} bytes this session; the source sent {chunks} chunks, {bytes} bytes in all",
-                    out.chunks, out.bytes
+        rx.tasks.set_state(task, TaskState::Processing, None);
+        tokio::task::block_in_place(|| rx.sync())?;
+        // Read back what this session wrote before calling it done.
+        let have =
+            tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &written))?;
+        let bad = have.iter().filter(|h| !**h).count();
+        if bad > 0 {
+            return Err(refuse(
+                ErrorCode::HashMismatch,
+                format!(
+                    "{bad} of {} chunks written read back differently from their hashes",
+                    written.len()
                 ),
-            );
-            // Everything is durable and recorded: the targets are
-            // free for the next pass before the source hears so.
-            busy.take();
-            send(
-                w,
-                &Message::Finished {
-                    chunks: expect,
-                    bytes: journal.durable_bytes,
-                },
-            )
-            .await?;
+            ));
+        }
+        rx.tasks.set_state(task, TaskState::Cleaning, None);
+        journal.durable_seq = chunks.max(expect);
+        journal.finished = true;
+        save(&journal, persist, &rx.state_dir)?;
+        tracker.write(&rx.state_dir, &hello.task, &pass_name, &hello.source, Vec::new());
+        rx.tasks.set_state(task, TaskState::Finished, None);
+        events::log(
+            &rx.state_dir,
+            &hello.task,
+            "result",
+            &format!(
+                "finished: {} chunks, {} bytes this session; the source sent {chunks} chunks, {bytes} bytes in all",
+                out.chunks, out.bytes
+            ),
+        );
+        // Everything is durable and recorded: the targets are
+        // free for the next pass before the source hears so.
+        busy.take();
+        send(
+            w,
+            &Message::Finished {
+                chunks: expect,
+                bytes: journal.durable_bytes,
+            },
+        )
+        .await?;
         Ok(out)
     }
     .await;
