@@ -587,3 +587,19 @@ async fn joins_are_checked_and_missing_chunks_found() {
     let st = r.rx.tasks.get("raw").unwrap();
     assert_eq!(st.state, ferry::report::task::TaskState::InError);
 }
+
+#[test]
+fn a_slow_pass_checkpoints_every_few_seconds() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = t.path().join("slow.img");
+    std::fs::write(&disk, noise(12 << 20, 9)).unwrap();
+    let r = start(t.path(), vec![t.path().join("t0.img")]);
+    let mut cfg = config(&r, &[&disk]);
+    // 16 Mbit/s: the 12 MiB take about 6 s, far less than a checkpoint's
+    // worth of bytes; time alone must ask for one.
+    cfg.checkpoint_bytes = 1 << 30;
+    cfg.rate = ferry::source::rate::RateLimit::new(16);
+    send(&cfg).unwrap();
+    let ev = std::fs::read_to_string(t.path().join("state/events.jsonl")).unwrap();
+    assert!(ev.matches("\"task-sync\"").count() >= 1, "{ev}");
+}

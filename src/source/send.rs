@@ -229,6 +229,7 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
     // Frame k of the pass goes on stream k mod N (0: this one).
     let extras = streams::open(cfg, session, cfg.streams.max(1) - 1).await?;
     let mut since_checkpoint = 0u64;
+    let mut last_checkpoint = Instant::now();
     let mut next_seq = resume;
     let mut pacer = Pacer::default();
     let mut paused = false;
@@ -266,7 +267,11 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
                     send_frame(out, &frame, covers, &cfg.rate, &mut pacer, &mut report).await?;
                     since_checkpoint += len as u64;
                     next_seq = seq + 1;
-                    if since_checkpoint >= cfg.checkpoint_bytes {
+                    // Every N MiB, and every few seconds on a slow link.
+                    if since_checkpoint >= cfg.checkpoint_bytes
+                        || last_checkpoint.elapsed() >= CHECKPOINT_EVERY
+                    {
+                        last_checkpoint = Instant::now();
                         write_message(&mut w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
                         since_checkpoint = 0;
                     }
@@ -363,6 +368,9 @@ async fn send_frame(
     report.tally.sent(volume as usize, len, frame.len(), zero);
     Ok(())
 }
+
+/// The longest a sending pass goes without asking for a checkpoint.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Chunks compared per HashQuery.
 const QUERY_BATCH: usize = 64;
