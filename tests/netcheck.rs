@@ -3,77 +3,16 @@
 //! the TLS data path with the bytes counted by the receiver, disk and
 //! compression figures for a small image file, refusals, and `--json`.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ferry::disk::sysfs::Roots;
+use common::inproc::{CODE, Running, start};
 use ferry::proto::tls::fingerprint_hex;
-use ferry::receiver::{ReceiveConfig, Receiver, echo};
 use ferry::source::netcheck::{Bottleneck, NetReport, NetcheckConfig, Stage, netcheck};
 use serde_json::Value;
-
-const CODE: &str = "TEST-CODE";
-
-struct Running {
-    rx: Arc<Receiver>,
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = self.thread.take().unwrap().join();
-    }
-}
-
-/// A receiver on 127.0.0.1, with the UDP echo on the same port when `udp`.
-fn start(dir: &Path, udp: bool) -> Running {
-    let cfg = ReceiveConfig {
-        targets: vec![dir.join("t0.img")],
-        state_dir: dir.join("state"),
-        code: Some(CODE.into()),
-        name: "test-receiver".into(),
-        force: false,
-        max_sessions: 4,
-        roots: Roots::system(),
-    };
-    let rx = Receiver::new(&cfg).unwrap();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let rx2 = rx.clone();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = l.local_addr().unwrap();
-            if udp {
-                let sock = echo::bind(addr).await.unwrap();
-                tokio::spawn(echo::serve(rx2.clone(), sock));
-            }
-            addr_tx.send(addr).unwrap();
-            rx2.serve(l, async {
-                let _ = stop_rx.await;
-            })
-            .await;
-        });
-    });
-    let addr = addr_rx.recv().unwrap();
-    Running {
-        rx,
-        addr,
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    }
-}
 
 /// A 6 MiB disk of unknown content (all used): 2 MiB noise, a zero MiB,
 /// 3 MiB of text.
@@ -117,7 +56,7 @@ fn events(dir: &Path) -> Vec<Value> {
 fn netcheck_measures_the_link_the_disk_and_compression() {
     let t = tempfile::tempdir().unwrap();
     let disk = disk_image(t.path());
-    let r = start(t.path(), true);
+    let r = start(t.path(), vec![t.path().join("t0.img")], true);
     let mut stages = Vec::new();
     let rep = netcheck(&config(&r, &[&disk]), |s| stages.push(s)).unwrap();
 
@@ -216,7 +155,7 @@ fn netcheck_measures_the_link_the_disk_and_compression() {
 fn a_rate_limit_below_the_link_bounds_the_eta() {
     let t = tempfile::tempdir().unwrap();
     let disk = disk_image(t.path());
-    let r = start(t.path(), true);
+    let r = start(t.path(), vec![t.path().join("t0.img")], true);
     let mut c = config(&r, &[&disk]);
     c.rate_mbit = 1;
     let rep = netcheck(&c, |_| {}).unwrap();
@@ -231,7 +170,7 @@ fn a_rate_limit_below_the_link_bounds_the_eta() {
 #[test]
 fn without_volumes_only_the_network_is_measured() {
     let t = tempfile::tempdir().unwrap();
-    let r = start(t.path(), true);
+    let r = start(t.path(), vec![t.path().join("t0.img")], true);
     let rep = netcheck(&config(&r, &[]), |_| {}).unwrap();
     assert_eq!(rep.probes_received, 20);
     assert!(rep.bandwidth_mbit_s > 0.0);
@@ -245,7 +184,7 @@ fn without_volumes_only_the_network_is_measured() {
 #[test]
 fn unanswered_probes_are_full_loss_and_a_warning_not_a_failure() {
     let t = tempfile::tempdir().unwrap();
-    let r = start(t.path(), false);
+    let r = start(t.path(), vec![t.path().join("t0.img")], false);
     let rep: NetReport = netcheck(&config(&r, &[]), |_| {}).unwrap();
     assert_eq!((rep.probes_sent, rep.probes_received), (20, 0));
     assert_eq!(rep.loss_percent, 100.0);
@@ -267,7 +206,7 @@ fn unanswered_probes_are_full_loss_and_a_warning_not_a_failure() {
 #[test]
 fn a_wrong_code_or_fingerprint_fails_clearly() {
     let t = tempfile::tempdir().unwrap();
-    let r = start(t.path(), true);
+    let r = start(t.path(), vec![t.path().join("t0.img")], true);
     let mut bad = config(&r, &[]);
     bad.code = "WRONG-ONE".into();
     let e = format!("{:#}", netcheck(&bad, |_| {}).unwrap_err());
@@ -313,7 +252,7 @@ fn ferry(args: &[&str]) -> std::process::Output {
 fn the_cli_prints_json_and_a_table() {
     let t = tempfile::tempdir().unwrap();
     let disk = disk_image(t.path());
-    let r = start(t.path(), true);
+    let r = start(t.path(), vec![t.path().join("t0.img")], true);
     let (addr, fp) = (r.addr.to_string(), fingerprint_hex(&r.rx.fingerprint));
     let disk = disk.display().to_string();
     let base = [

@@ -3,11 +3,11 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::receiver::spawn_receiver;
+use common::receiver::{ReceiverProc, spawn_receiver};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferry");
 
@@ -67,30 +67,39 @@ fn kill_after_checkpoint(dir: &Path, mut sender: Proc) -> u64 {
     durable_seq(dir)
 }
 
-#[test]
-fn resume_after_killed_sender_and_restarted_receiver() {
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path();
+/// A pass of a 48 MiB source (noise from `seed`) to `dir/target.img`, the
+/// sender killed after the receiver's first checkpoint (80 Mbit/s: the whole
+/// would take ~5 s). Returns the source's bytes and path, the target, the
+/// durable chunk the journal recorded, and the still running receiver.
+fn partial_pass(dir: &Path, seed: &[u8]) -> (Vec<u8>, PathBuf, PathBuf, u64, ReceiverProc) {
     let src = dir.join("src.img");
     let mut data = vec![0u8; 48 << 20];
     blake3::Hasher::new()
-        .update(b"resume")
+        .update(seed)
         .finalize_xof()
         .fill(&mut data);
     std::fs::write(&src, &data).unwrap();
     let target = dir.join("target.img");
-
-    // 1. Kill the sender mid-transfer (80 Mbit/s: the 48 MiB take ~5 s).
     let rx = spawn_receiver(dir, &[&target], "RSME-TEST").unwrap();
-    let (port, fp) = (rx.port, rx.fingerprint.clone());
     let sender = Proc(
-        send_cmd(port, &fp, &src, &["--rate", "80"])
+        send_cmd(rx.port, &rx.fingerprint, &src, &["--rate", "80"])
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
     );
     let first = kill_after_checkpoint(dir, sender);
     assert!(first > 0);
+    (data, src, target, first, rx)
+}
+
+#[test]
+fn resume_after_killed_sender_and_restarted_receiver() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+
+    // 1. Kill the sender mid-transfer.
+    let (data, src, target, first, rx) = partial_pass(dir, b"resume");
+    let fp = rx.fingerprint.clone();
 
     // 2. Kill the receiver too, restart it on the same state dir: same identity.
     drop(rx);
@@ -126,25 +135,9 @@ fn resume_after_killed_sender_and_restarted_receiver() {
 fn resume_without_a_journal_hashes_the_target() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
-    let src = dir.join("src.img");
-    let mut data = vec![0u8; 48 << 20];
-    blake3::Hasher::new()
-        .update(b"no journal")
-        .finalize_xof()
-        .fill(&mut data);
-    std::fs::write(&src, &data).unwrap();
-    let target = dir.join("target.img");
 
     // Part of a pass lands, then the receiver loses its journal.
-    let rx = spawn_receiver(dir, &[&target], "RSME-TEST").unwrap();
-    let sender = Proc(
-        send_cmd(rx.port, &rx.fingerprint, &src, &["--rate", "80"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let first = kill_after_checkpoint(dir, sender);
-    assert!(first > 0);
+    let (data, src, target, first, rx) = partial_pass(dir, b"no journal");
     drop(rx);
     std::fs::remove_file(dir.join("state/tasks/r1.json")).unwrap();
 

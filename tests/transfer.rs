@@ -3,72 +3,17 @@
 //! wrong fingerprint, old versions, malformed or oversized frames, chunks
 //! outside the plan) are refused while the receiver keeps serving.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
-use ferry::disk::sysfs::Roots;
+use common::inproc::{CODE, Running, start};
 use ferry::proto::codec::{MAX_FRAME, read_message, write_message};
 use ferry::proto::message::*;
 use ferry::proto::{pairing, tls, version};
-use ferry::receiver::{ReceiveConfig, Receiver};
 use ferry::source::send::{SendConfig, send};
 use tokio::io::AsyncWriteExt;
-
-const CODE: &str = "TEST-CODE";
-
-struct Running {
-    rx: Arc<Receiver>,
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = self.thread.take().unwrap().join();
-    }
-}
-
-fn start(dir: &Path, targets: Vec<PathBuf>) -> Running {
-    let cfg = ReceiveConfig {
-        targets,
-        state_dir: dir.join("state"),
-        code: Some(CODE.into()),
-        name: "test-receiver".into(),
-        force: false,
-        max_sessions: 4,
-        roots: Roots::system(),
-    };
-    let rx = Receiver::new(&cfg).unwrap();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let rx2 = rx.clone();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(l.local_addr().unwrap()).unwrap();
-            rx2.serve(l, async {
-                let _ = stop_rx.await;
-            })
-            .await;
-        });
-    });
-    let addr = addr_rx.recv().unwrap();
-    Running {
-        rx,
-        addr,
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    }
-}
 
 fn noise(len: usize, seed: u8) -> Vec<u8> {
     let mut v = vec![0u8; len];
@@ -120,7 +65,7 @@ fn full_pass_writes_exactly_the_used_ranges() {
     let t = tempfile::tempdir().unwrap();
     let (disk, swap) = (disk_image(t.path()), swap_image(t.path()));
     let (t0, t1) = (t.path().join("t0.img"), t.path().join("t1.img"));
-    let r = start(t.path(), vec![t0.clone(), t1.clone()]);
+    let r = start(t.path(), vec![t0.clone(), t1.clone()], false);
     let rep = send(&config(&r, &[&disk, &swap])).unwrap();
     assert_eq!(
         rep.bytes,
@@ -199,7 +144,7 @@ fn full_pass_writes_exactly_the_used_ranges() {
 fn wrong_code_and_fingerprint_are_refused_and_the_receiver_keeps_serving() {
     let t = tempfile::tempdir().unwrap();
     let disk = disk_image(t.path());
-    let r = start(t.path(), vec![t.path().join("t0.img")]);
+    let r = start(t.path(), vec![t.path().join("t0.img")], false);
     let mut bad = config(&r, &[&disk]);
     bad.code = "WRONG-ONE".into();
     let e = format!("{:#}", send(&bad).unwrap_err());
@@ -221,7 +166,7 @@ fn wrong_code_and_fingerprint_are_refused_and_the_receiver_keeps_serving() {
 fn repeated_failures_are_rate_limited() {
     let t = tempfile::tempdir().unwrap();
     let disk = disk_image(t.path());
-    let r = start(t.path(), vec![t.path().join("t0.img")]);
+    let r = start(t.path(), vec![t.path().join("t0.img")], false);
     let mut bad = config(&r, &[&disk]);
     bad.code = "WRONG-ONE".into();
     for _ in 0..5 {
@@ -294,7 +239,7 @@ async fn reply(s: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -
 async fn malformed_oversized_and_misplaced_frames_are_refused() {
     let t = tempfile::tempdir().unwrap();
     let target = t.path().join("t0.img");
-    let r = start(t.path(), vec![target.clone()]);
+    let r = start(t.path(), vec![target.clone()], false);
     let fp = r.rx.fingerprint;
 
     // Oversized length prefix: refused before reading it.
@@ -430,7 +375,7 @@ fn incremental_sends_only_changed_chunks_and_verify_finds_damage() {
     let t = tempfile::tempdir().unwrap();
     let disk = disk_image(t.path());
     let t0 = t.path().join("t0.img");
-    let r = start(t.path(), vec![t0.clone()]);
+    let r = start(t.path(), vec![t0.clone()], false);
     let full = send(&config(&r, &[&disk])).unwrap();
     assert_eq!(full.chunks, 6);
 
@@ -486,7 +431,7 @@ fn extra_streams_carry_a_pass() {
     let disk = t.path().join("big.img");
     std::fs::write(&disk, noise(12 << 20, 7)).unwrap();
     let t0 = t.path().join("t0.img");
-    let r = start(t.path(), vec![t0.clone()]);
+    let r = start(t.path(), vec![t0.clone()], false);
     let mut cfg = config(&r, &[&disk]);
     cfg.streams = 3;
     let rep = send(&cfg).unwrap();
@@ -508,7 +453,7 @@ fn extra_streams_carry_a_pass() {
 async fn joins_are_checked_and_missing_chunks_found() {
     let t = tempfile::tempdir().unwrap();
     let target = t.path().join("t0.img");
-    let r = start(t.path(), vec![target.clone()]);
+    let r = start(t.path(), vec![target.clone()], false);
     let fp = r.rx.fingerprint;
 
     // Joining a session that does not exist.
@@ -593,7 +538,7 @@ fn a_slow_pass_checkpoints_every_few_seconds() {
     let t = tempfile::tempdir().unwrap();
     let disk = t.path().join("slow.img");
     std::fs::write(&disk, noise(12 << 20, 9)).unwrap();
-    let r = start(t.path(), vec![t.path().join("t0.img")]);
+    let r = start(t.path(), vec![t.path().join("t0.img")], false);
     let mut cfg = config(&r, &[&disk]);
     // 16 Mbit/s: the 12 MiB take about 6 s, far less than a checkpoint's
     // worth of bytes; time alone must ask for one.

@@ -452,14 +452,7 @@ pub async fn serve(
     loop {
         let (tcp, peer) = tokio::select! {
             _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("api accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            a = super::server::accept(&listener) => a,
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             tracing::warn!("api: {peer}: too many connections");

@@ -2,7 +2,6 @@
 //! loss with. Only probes tagged with this receiver's pairing code are
 //! echoed (see `proto::udp`); anything else is dropped silently.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::UdpSocket;
@@ -10,11 +9,7 @@ use tokio::net::UdpSocket;
 use super::server::Receiver;
 use crate::proto::udp;
 
-/// Bind `addr` (UDP) and echo probes until the task is dropped.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    UdpSocket::bind(addr).await
-}
-
+/// Echo probes arriving on `sock` until the task is dropped.
 pub async fn serve(rx: Arc<Receiver>, sock: UdpSocket) {
     let mut buf = [0u8; 2048];
     loop {

@@ -141,14 +141,7 @@ impl Receiver {
         loop {
             let (tcp, peer) = tokio::select! {
                 _ = &mut shutdown => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+                a = accept(&listener) => a,
             };
             // A short burst queues for a slot; a flood is turned away.
             let permit =
@@ -221,6 +214,20 @@ impl Receiver {
             "session-refused",
             &format!("{peer}: {why}"),
         );
+    }
+}
+
+/// The next connection; a failed accept (out of descriptors, ...) is
+/// logged and retried after a pause rather than ending the listener.
+pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(a) => return a,
+            Err(e) => {
+                tracing::warn!("accept failed on {:?}: {e}", listener.local_addr().ok());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 

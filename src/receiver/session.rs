@@ -151,7 +151,6 @@ where
         "session-start",
         &format!("from {peer} ({}), session {session}", hello.source),
     );
-    rx.tasks.add(&hello.task, &hello.source, peer);
 
     // Layout: checks before anything is written; one writing session at a
     // time. A netcheck session sends probe data instead.
@@ -168,6 +167,7 @@ where
             ));
         }
     };
+    rx.tasks.add(&hello.task, &hello.source, peer);
     let mut busy = Some(rx.writing.try_lock().map_err(|_| {
         refuse(
             ErrorCode::TargetInUse,

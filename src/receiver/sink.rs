@@ -10,11 +10,9 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{FallocateFlags, fallocate};
 
+use crate::disk::aligned::{AlignedBuf, DIRECT_ALIGN};
 use crate::disk::ioctl;
 use crate::disk::sysfs::{self, Roots};
-
-/// Alignment of O_DIRECT writes: offsets, lengths and buffer addresses.
-const DIRECT_ALIGN: usize = 4096;
 
 /// One target disk or image file.
 #[derive(Debug)]
@@ -132,45 +130,6 @@ impl Target {
 
 fn libc_o_direct() -> i32 {
     nix::fcntl::OFlag::O_DIRECT.bits()
-}
-
-/// A zeroed heap buffer aligned for O_DIRECT.
-struct AlignedBuf {
-    ptr: std::ptr::NonNull<u8>,
-    layout: std::alloc::Layout,
-}
-
-impl AlignedBuf {
-    fn new(len: usize) -> Self {
-        let layout =
-            std::alloc::Layout::from_size_align(len.max(1), DIRECT_ALIGN).expect("valid layout");
-        // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
-        let ptr =
-            std::ptr::NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        AlignedBuf { ptr, layout }
-    }
-}
-
-impl AsRef<[u8]> for AlignedBuf {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: `ptr` points at `layout.size()` initialised (zeroed) bytes we own.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) }
-    }
-}
-
-impl AsMut<[u8]> for AlignedBuf {
-    fn as_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as above, and `&mut self` makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
-    }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this very layout.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
-    }
 }
 
 #[cfg(test)]

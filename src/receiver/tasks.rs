@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::proto::message::Control;
 use crate::report::events::utc_now;
-use crate::report::files::write_atomic;
+use crate::report::files::write_replace;
 use crate::report::task::{TaskState, TaskStatus};
 
 /// How often a running task's status is written to disk.
@@ -85,7 +85,7 @@ impl Tasks {
     fn save(&self, s: &TaskStatus) {
         let p = status_path(&self.state_dir, &s.task);
         let res = std::fs::create_dir_all(p.parent().expect("tasks dir")).and_then(|()| {
-            write_atomic(
+            write_replace(
                 &p,
                 &serde_json::to_vec_pretty(s).expect("status serialises"),
             )

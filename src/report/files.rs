@@ -143,6 +143,15 @@ fn csv_row(r: &ChunkRow) -> String {
 
 const HEADER: &str = "volume,offset,length,crc64,hash,status,time,error\n";
 
+/// Replace `path` with `body` whole (a temporary file renamed over it), not
+/// waiting for the disk: for records that are rewritten often and need not
+/// survive a power cut (a task's status).
+pub(crate) fn write_replace(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, body)?;
+    fs::rename(tmp, path)
+}
+
 pub(crate) fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp)?;

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use ferry::inventory::{Content, Inventory, InventoryConfig, inventory};
 use serde_json::Value;
 
+pub mod inproc;
 pub mod receiver;
 
 /// The fixture directory built by `scripts/fixtures.sh`, or a loud failure
