@@ -121,7 +121,7 @@ bench_transfer() {
         # ferry: receiver and sender each under /usr/bin/time.
         rm -rf "$work/state" "$work/tgt.img"
         timed "$work/rx.time" "$ferry" receive --target "$work/tgt.img" --state-dir "$work/state" \
-            --listen 127.0.0.1 --data-port $port --code BNCH-MARK > "$work/rx.out" 2>/dev/null &
+            --listen 127.0.0.1 --data-port $port --api-port 0 --code BNCH-MARK > "$work/rx.out" 2>/dev/null &
         local rxpid=$!
         until grep -q '^pairing code' "$work/rx.out" 2>/dev/null; do sleep 0.1; done
         local fp; fp=$(awk '/^fingerprint:/ {print $2}' "$work/rx.out")
@@ -189,7 +189,7 @@ bench_transfer() {
     umount "$work/mnt"; losetup -d "$lo"
     echo "rewrote $((changed >> 20)) MiB of files"
     timed "$work/rx.time" "$ferry" receive --target "$work/tgt.img" --state-dir "$work/state" \
-        --listen 127.0.0.1 --data-port $port --code BNCH-MARK > "$work/rx.out" 2>/dev/null &
+        --listen 127.0.0.1 --data-port $port --api-port 0 --code BNCH-MARK > "$work/rx.out" 2>/dev/null &
     local rxpid=$!
     until grep -q '^pairing code' "$work/rx.out" 2>/dev/null; do sleep 0.1; done
     local fp; fp=$(awk '/^fingerprint:/ {print $2}' "$work/rx.out")

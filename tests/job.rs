@@ -3,9 +3,12 @@
 //! status 2 and a message naming the key or window, and a real send driven
 //! by a job file to a `ferry receive` on 127.0.0.1 (no root).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
+
+use common::receiver::spawn_receiver;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferry");
 const FP: &str = "ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12";
@@ -328,48 +331,6 @@ fn bad_flags_are_refused() {
     assert!(err.contains("fingerprint must be 64 hex digits"), "{err}");
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Start `ferry receive` on 127.0.0.1; returns it with its port and
-/// fingerprint (from the lines it prints on start).
-fn receiver(dir: &Path, target: &Path) -> (Proc, u16, String) {
-    let mut child = Command::new(BIN)
-        .args(["receive", "--listen", "127.0.0.1", "--data-port", "0"])
-        .args(["--code", "JOBS-TEST"])
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--target")
-        .arg(target)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let (mut port, mut fp) = (0, String::new());
-    for line in out.lines() {
-        let line = line.unwrap();
-        if let Some(a) = line.strip_prefix("listening: ") {
-            port = a.rsplit(':').next().unwrap().parse().unwrap();
-        } else if let Some(f) = line.strip_prefix("fingerprint: ") {
-            fp = f.to_string();
-        } else if line.starts_with("pairing code: ") {
-            break;
-        }
-    }
-    assert!(
-        port > 0 && fp.len() == 64,
-        "the receiver did not announce itself"
-    );
-    (Proc(child), port, fp)
-}
-
 #[test]
 fn a_job_file_drives_a_real_send() {
     let t = tempfile::tempdir().unwrap();
@@ -382,7 +343,8 @@ fn a_job_file_drives_a_real_send() {
         .fill(&mut data);
     std::fs::write(&src, &data).unwrap();
     let target = dir.join("target.img");
-    let (_rx, port, fp) = receiver(dir, &target);
+    let rx = spawn_receiver(dir, &[&target], "JOBS-TEST").unwrap();
+    let (port, fp) = (rx.port, rx.fingerprint.clone());
     // A schedule in force all week (so the follower thread runs), with a
     // different default that never applies.
     let job = write(
