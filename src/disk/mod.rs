@@ -4,6 +4,7 @@
 //! same way on a raw device, an image file, an in-memory buffer (tests, fuzzers), a
 //! partition ([`Slice`]) or an LVM logical volume mapped through its segments.
 
+pub mod aligned;
 pub(crate) mod ioctl;
 pub mod source;
 pub mod sysfs;

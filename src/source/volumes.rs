@@ -120,7 +120,11 @@ impl Readers {
             return Ok(d.clone());
         }
         let d =
-            Arc::new(SourceDisk::open(Path::new(path)).with_context(|| format!("opening {path}"))?);
+            Arc::new(
+            SourceDisk::open(Path::new(path))
+                .with_context(|| format!("opening {path}"))?
+                .with_direct(),
+        );
         self.disks.insert(path.to_string(), d.clone());
         Ok(d)
     }
