@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{FallocateFlags, fallocate};
 
+use crate::disk::aligned::{AlignedBuf, DIRECT_ALIGN, is_aligned};
 use crate::disk::ioctl;
 use crate::disk::sysfs::{self, Roots};
 
-/// Alignment of O_DIRECT writes: offsets, lengths and buffer addresses.
-const DIRECT_ALIGN: usize = 4096;
 
 /// One target disk or image file.
 #[derive(Debug)]
@@ -23,7 +22,8 @@ pub struct Target {
     file: File,
     /// The same file opened with O_DIRECT, where the filesystem allows it:
     /// aligned chunks bypass the page cache (far less CPU than buffered
-    /// writes), and the read-back at the end then comes from the device.
+    /// writes), and aligned reads (the read-back at the end, hash answers)
+    /// come from the device.
     direct: Option<File>,
     is_block: bool,
 }
@@ -39,6 +39,7 @@ impl Target {
             .open(path)?;
         let is_block = file.metadata()?.file_type().is_block_device();
         let direct = OpenOptions::new()
+            .read(true)
             .write(true)
             .custom_flags(libc_o_direct())
             .open(path)
@@ -117,7 +118,12 @@ impl Target {
         }
     }
 
+    /// Read `buf` at `offset`: with O_DIRECT (from the device, not the page
+    /// cache) when buffer, offset and length are aligned, buffered otherwise.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if let (Some(d), true) = (&self.direct, is_aligned(buf.as_ptr(), buf.len(), offset)) {
+            return d.read_exact_at(buf, offset);
+        }
         self.file.read_exact_at(buf, offset)
     }
 
@@ -132,45 +138,6 @@ impl Target {
 
 fn libc_o_direct() -> i32 {
     nix::fcntl::OFlag::O_DIRECT.bits()
-}
-
-/// A zeroed heap buffer aligned for O_DIRECT.
-struct AlignedBuf {
-    ptr: std::ptr::NonNull<u8>,
-    layout: std::alloc::Layout,
-}
-
-impl AlignedBuf {
-    fn new(len: usize) -> Self {
-        let layout =
-            std::alloc::Layout::from_size_align(len.max(1), DIRECT_ALIGN).expect("valid layout");
-        // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
-        let ptr =
-            std::ptr::NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        AlignedBuf { ptr, layout }
-    }
-}
-
-impl AsRef<[u8]> for AlignedBuf {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: `ptr` points at `layout.size()` initialised (zeroed) bytes we own.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) }
-    }
-}
-
-impl AsMut<[u8]> for AlignedBuf {
-    fn as_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as above, and `&mut self` makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
-    }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this very layout.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
-    }
 }
 
 #[cfg(test)]
