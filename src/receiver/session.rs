@@ -257,8 +257,8 @@ where
     let mut expect = resume_seq;
     // What this session wrote, read back and checked at Finish.
     let mut written: Vec<ChunkRef> = Vec::new();
-    let mut decompressor =
-        zstd::bulk::Decompressor::new().map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+    let mut scratch = super::write::Scratch::new(layout.chunk_size as usize)
+        .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
     let mut current: Option<u64> = None;
     let pass_name = format!("{:?}", layout.pass);
     let task = hello.task.as_str();
@@ -306,7 +306,7 @@ where
                     current = Some(c.header.seq);
                     tracker.check(&c.header)?;
                     let n = tokio::task::block_in_place(|| {
-                        rx.write_chunk(&planned, layout.hash, &c, &mut decompressor)
+                        rx.write_chunk(&planned, layout.hash, &c, &mut scratch)
                     })?;
                     let zero = c.header.codec == Codec::Zero;
                     tracker.written(&c.header, zero, c.data.len());

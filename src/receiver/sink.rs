@@ -90,12 +90,16 @@ impl Target {
         }
     }
 
-    /// Write `data` at `offset`: with O_DIRECT from an aligned copy when the
-    /// range is aligned, buffered otherwise.
+    /// Write `data` at `offset`: with O_DIRECT when the range is aligned
+    /// (straight from `data` when it is itself aligned, else from an aligned
+    /// copy), buffered otherwise.
     pub fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
         let aligned =
             offset.is_multiple_of(DIRECT_ALIGN as u64) && data.len().is_multiple_of(DIRECT_ALIGN);
         if let (Some(d), true, false) = (&self.direct, aligned, data.is_empty()) {
+            if is_aligned(data.as_ptr(), data.len(), offset) {
+                return d.write_all_at(data, offset);
+            }
             let mut buf = AlignedBuf::new(data.len());
             buf.as_mut().copy_from_slice(data);
             return d.write_all_at(buf.as_ref(), offset);
