@@ -9,6 +9,7 @@ pub mod session;
 pub mod sink;
 pub mod tasks;
 pub mod tracker;
+pub mod verify;
 pub mod write;
 
 pub use server::{ReceiveConfig, Receiver};

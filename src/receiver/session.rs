@@ -255,8 +255,11 @@ where
         ..Default::default()
     };
     let mut expect = resume_seq;
-    // What this session wrote, read back and checked at Finish.
+    // What this session wrote since the last sync; once durable it goes
+    // to the read-back thread, and Finish waits for all of it to be checked.
     let mut written: Vec<ChunkRef> = Vec::new();
+    let mut written_total = 0u64;
+    let verifier = super::verify::Verifier::start(rx.clone(), planned.clone(), layout.hash);
     let mut scratch = super::write::Scratch::new(layout.chunk_size as usize)
         .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
     let mut current: Option<u64> = None;
@@ -323,6 +326,7 @@ where
                     out.chunks += 1;
                     out.bytes += n;
                     journal.durable_bytes += n;
+                    written_total += 1;
                     written.push(ChunkRef {
                         target: c.header.target,
                         offset: c.header.offset,
@@ -362,6 +366,14 @@ where
                 }
                 Message::Checkpoint { seq } => {
                     tokio::task::block_in_place(|| rx.sync())?;
+                    verifier.check(std::mem::take(&mut written));
+                    let bad = verifier.bad_so_far();
+                    if bad > 0 {
+                        return Err(refuse(
+                            ErrorCode::HashMismatch,
+                            format!("{bad} chunks written read back differently from their hashes"),
+                        ));
+                    }
                     journal.durable_seq = if skipping || layout.pass == Pass::Verify {
                         seq.max(journal.durable_seq)
                     } else {
@@ -390,15 +402,23 @@ where
                     rx.tasks.set_state(task, TaskState::Processing, None);
                     tokio::task::block_in_place(|| rx.sync())?;
                     // Read back what this session wrote before calling it done.
-                    let have =
-                        tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &written))?;
-                    let bad = have.iter().filter(|h| !**h).count();
-                    if bad > 0 {
+                    verifier.check(std::mem::take(&mut written));
+                    let checked = tokio::task::block_in_place(|| verifier.finish())?;
+                    if checked.chunks != written_total {
+                        return Err(refuse(
+                            ErrorCode::Internal,
+                            format!(
+                                "read back {} of the {written_total} chunks written",
+                                checked.chunks
+                            ),
+                        ));
+                    }
+                    if checked.bad > 0 {
                         return Err(refuse(
                             ErrorCode::HashMismatch,
                             format!(
-                                "{bad} of {} chunks written read back differently from their hashes",
-                                written.len()
+                                "{} of {written_total} chunks written read back differently from their hashes",
+                                checked.bad
                             ),
                         ));
                     }
