@@ -3,6 +3,7 @@
 pub mod api;
 pub mod echo;
 pub mod journal;
+pub mod pool;
 pub mod probe;
 pub mod server;
 pub mod session;

@@ -260,15 +260,66 @@ where
     let mut written: Vec<ChunkRef> = Vec::new();
     let mut written_total = 0u64;
     let verifier = super::verify::Verifier::start(rx.clone(), planned.clone(), layout.hash);
-    let mut scratch = super::write::Scratch::new(layout.chunk_size as usize)
-        .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+    let mut pool = super::pool::WritePool::start(
+        rx.clone(),
+        planned.clone(),
+        layout.hash,
+        layout.chunk_size as usize,
+        threads,
+    )?;
     let mut current: Option<u64> = None;
     let pass_name = format!("{:?}", layout.pass);
     let task = hello.task.as_str();
+    // A chunk the pool wrote (or refused): count it, or end the session.
+    macro_rules! completed {
+        ($done:expr) => {{
+            let super::pool::Done { header, wire, result } = $done;
+            let n = match result {
+                Ok(n) => n,
+                Err(e) => {
+                    current = Some(header.seq);
+                    return Err(e);
+                }
+            };
+            let zero = header.codec == Codec::Zero;
+            tracker.written(&header, zero, wire);
+            rx.tasks.update(task, |s| {
+                s.chunks_done += 1;
+                s.bytes_done += n;
+                s.chunks_written += 1;
+                s.bytes_written += n;
+                s.wire_bytes += wire as u64;
+                s.zero_chunks += zero as u64;
+            });
+            out.chunks += 1;
+            out.bytes += n;
+            journal.durable_bytes += n;
+            written_total += 1;
+            written.push(ChunkRef {
+                target: header.target,
+                offset: header.offset,
+                len: header.len,
+                hash: header.hash,
+            });
+        }};
+    }
+    // Wait for every chunk in the pool: before syncs, answers and Finish.
+    macro_rules! drain {
+        () => {
+            while pool.in_flight > 0 {
+                completed!(pool.next_done().await?);
+            }
+        };
+    }
     let result = async {
         loop {
             let idle = if paused { PAUSED_TIMEOUT } else { IDLE_TIMEOUT };
             let msg = tokio::select! {
+                d = pool.next_done(), if pool.in_flight > 0 => {
+                    completed!(d?);
+                    continue;
+                }
                 m = next(r, idle) => m?,
                 changed = ctl.changed(), if ctl_open => {
                     if changed.is_err() {
@@ -308,33 +359,14 @@ where
                     }
                     current = Some(c.header.seq);
                     tracker.check(&c.header)?;
-                    let n = tokio::task::block_in_place(|| {
-                        rx.write_chunk(&planned, layout.hash, &c, &mut scratch)
-                    })?;
-                    let zero = c.header.codec == Codec::Zero;
-                    tracker.written(&c.header, zero, c.data.len());
-                    rx.tasks.update(task, |s| {
-                        s.chunks_done += 1;
-                        s.bytes_done += n;
-                        s.chunks_written += 1;
-                        s.bytes_written += n;
-                        s.wire_bytes += c.data.len() as u64;
-                        s.zero_chunks += zero as u64;
-                    });
                     current = None;
                     expect = c.header.seq + 1;
-                    out.chunks += 1;
-                    out.bytes += n;
-                    journal.durable_bytes += n;
-                    written_total += 1;
-                    written.push(ChunkRef {
-                        target: c.header.target,
-                        offset: c.header.offset,
-                        len: c.header.len,
-                        hash: c.header.hash,
-                    });
+                    // Checked against the plan, bound and hash, then
+                    // written, by a pool thread; counted when done.
+                    pool.submit(c).await?;
                 }
                 Message::HashQuery(q) => {
+                    drain!();
                     let have =
                         tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &q.chunks))?;
                     let hashes: Vec<[u8; 32]> = q.chunks.iter().map(|c| c.hash).collect();
@@ -365,6 +397,7 @@ where
                     expect = expect.max(q.first_seq);
                 }
                 Message::Checkpoint { seq } => {
+                    drain!();
                     tokio::task::block_in_place(|| rx.sync())?;
                     verifier.check(std::mem::take(&mut written));
                     let bad = verifier.bad_so_far();
@@ -399,6 +432,7 @@ where
                     );
                 }
                 Message::Finish { chunks, bytes } => {
+                    drain!();
                     rx.tasks.set_state(task, TaskState::Processing, None);
                     tokio::task::block_in_place(|| rx.sync())?;
                     // Read back what this session wrote before calling it done.
