@@ -191,19 +191,22 @@ fn root_block_device_sources_are_read_around_the_page_cache() {
     std::fs::write(&img, &data).unwrap();
     for sector in [512u32, 4096] {
         let lo = Loop::attach(&img, 0, None, Some(sector), true);
-        let d = SourceDisk::open(lo.path()).unwrap();
+        let d = SourceDisk::open(lo.path()).unwrap().with_direct();
         assert!(d.direct(), "{}: O_DIRECT descriptor", lo.0);
         // Aligned: through O_DIRECT; unaligned: buffered; both exact.
-        let mut b = vec![0u8; 1 << 20];
-        d.read_exact_at(&mut b, 3 << 20).unwrap();
-        assert_eq!(b, data[3 << 20..4 << 20]);
+        let mut b = ferry::disk::aligned::AlignedBuf::new(1 << 20);
+        d.read_exact_at(b.as_mut(), 3 << 20).unwrap();
+        assert_eq!(b.as_ref(), &data[3 << 20..4 << 20]);
         let mut c = vec![0u8; 100];
         d.read_exact_at(&mut c, 4097).unwrap();
         assert_eq!(c, data[4097..4197]);
-        let mut e = vec![0u8; sector as usize];
-        d.read_exact_at(&mut e, (8 << 20) - sector as u64).unwrap();
-        assert_eq!(e, data[(8 << 20) - sector as usize..]);
-        assert!(d.read_exact_at(&mut e, 8 << 20).is_err(), "past the end");
+        let mut e = ferry::disk::aligned::AlignedBuf::new(4096);
+        d.read_exact_at(e.as_mut(), (8 << 20) - 4096).unwrap();
+        assert_eq!(e.as_ref(), &data[(8 << 20) - 4096..]);
+        assert!(
+            d.read_exact_at(e.as_mut(), 8 << 20).is_err(),
+            "past the end"
+        );
 
         // A whole pass from the device.
         let target = tmp.path().join(format!("target-{sector}.img"));

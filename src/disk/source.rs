@@ -5,19 +5,15 @@ use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::aligned::{AlignedBuf, DIRECT_ALIGN};
+use super::aligned::is_aligned;
 use super::{ReadAt, check_bounds, ioctl};
 
 /// A disk opened `O_RDONLY`. There is no way to write through this type.
-///
-/// A block device is opened a second time with `O_DIRECT`: reads aligned to
-/// the logical sector go around the page cache (a production server's cache
-/// is not flushed by a migration, and what is read is what the disk holds);
-/// anything else, and image files, are read buffered.
 #[derive(Debug)]
 pub struct SourceDisk {
     path: PathBuf,
     file: File,
+    /// The same disk opened `O_RDONLY | O_DIRECT` (see [`SourceDisk::with_direct`]).
     direct: Option<File>,
     size: u64,
     is_block: bool,
@@ -44,24 +40,29 @@ impl SourceDisk {
                 "not a block device or a regular file",
             ));
         };
-        let direct = if is_block {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
-                .open(path)
-                .ok()
-        } else {
-            None
-        };
         Ok(SourceDisk {
             path: path.to_path_buf(),
             file,
-            direct,
+            direct: None,
             size,
             is_block,
             logical_sector,
             physical_sector,
         })
+    }
+
+    /// Also open the disk with `O_DIRECT` (still read-only), where the
+    /// filesystem or driver allows it: reads of aligned ranges into aligned
+    /// buffers then bypass the page cache. A transfer reads each used block
+    /// once, so caching it only costs CPU (a page-cache fill and a copy per
+    /// byte) and evicts the running system's cache.
+    pub fn with_direct(mut self) -> Self {
+        self.direct = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
+            .open(&self.path)
+            .ok();
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -77,45 +78,27 @@ impl SourceDisk {
     pub fn physical_sector_size(&self) -> u32 {
         self.physical_sector
     }
-    /// Whether aligned reads bypass the page cache.
+    /// Whether aligned reads go around the page cache.
     pub fn direct(&self) -> bool {
         self.direct.is_some()
-    }
-
-    /// Read through the O_DIRECT descriptor into a per-thread aligned buffer.
-    fn read_direct(&self, f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        thread_local! {
-            static BOUNCE: std::cell::RefCell<Option<AlignedBuf>> =
-                const { std::cell::RefCell::new(None) };
-        }
-        BOUNCE.with(|b| {
-            let mut b = b.borrow_mut();
-            if b.as_ref().is_none_or(|x| x.len() < buf.len()) {
-                *b = Some(AlignedBuf::new(buf.len().next_multiple_of(DIRECT_ALIGN)));
-            }
-            let bounce = b.as_mut().expect("just made");
-            let part = &mut bounce.as_mut()[..buf.len()];
-            f.read_exact_at(part, offset)?;
-            buf.copy_from_slice(part);
-            Ok(())
-        })
     }
 }
 
 impl ReadAt for SourceDisk {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         check_bounds(offset, buf.len(), self.size)?;
-        let sector = (self.logical_sector as u64).max(512);
-        match &self.direct {
-            Some(f)
-                if offset.is_multiple_of(sector)
-                    && (buf.len() as u64).is_multiple_of(sector)
-                    && !buf.is_empty() =>
-            {
-                self.read_direct(f, buf, offset)
+        if let Some(d) = &self.direct
+            && is_aligned(buf.as_ptr(), buf.len(), offset)
+        {
+            match d.read_exact_at(buf, offset) {
+                Ok(()) => return Ok(()),
+                // A stricter alignment than ours (a large-block filesystem):
+                // the buffered descriptor reads anything.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                Err(e) => return Err(e),
             }
-            _ => self.file.read_exact_at(buf, offset),
         }
+        self.file.read_exact_at(buf, offset)
     }
     fn size(&self) -> u64 {
         self.size

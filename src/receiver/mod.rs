@@ -4,12 +4,14 @@ pub mod api;
 pub mod echo;
 pub mod join;
 pub mod journal;
+pub mod pool;
 pub mod probe;
 pub mod server;
 pub mod session;
 pub mod sink;
 pub mod tasks;
 pub mod tracker;
+pub mod verify;
 pub mod write;
 
 pub use server::{ReceiveConfig, Receiver};

@@ -264,13 +264,73 @@ where
     let mut multi = false;
     let mut pending_finish = None;
     let mut expect = resume_seq;
-    // What this session wrote, read back and checked at Finish.
+    // Chunks from extra streams handed to the pool and not yet written.
+    let mut in_flight = std::collections::HashSet::new();
+    // What this session wrote since the last sync; once durable it goes
+    // to the read-back thread, and Finish waits for all of it to be checked.
     let mut written: Vec<ChunkRef> = Vec::new();
-    let mut decompressor =
-        zstd::bulk::Decompressor::new().map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
+    let mut written_total = 0u64;
+    let verifier = super::verify::Verifier::start(rx.clone(), planned.clone(), layout.hash);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+    let mut pool = super::pool::WritePool::start(
+        rx.clone(),
+        planned.clone(),
+        layout.hash,
+        layout.chunk_size as usize,
+        threads,
+    )?;
     let mut current: Option<u64> = None;
     let pass_name = format!("{:?}", layout.pass);
     let task = hello.task.as_str();
+    // A chunk the pool wrote (or refused): count it, or end the session.
+    macro_rules! completed {
+        ($done:expr) => {{
+            let super::pool::Done {
+                header,
+                wire,
+                result,
+            } = $done;
+            let n = match result {
+                Ok(n) => n,
+                Err(e) => {
+                    current = Some(header.seq);
+                    return Err(e);
+                }
+            };
+            let zero = header.codec == Codec::Zero;
+            tracker.written(&header, zero, wire);
+            if multi {
+                in_flight.remove(&header.seq);
+                expect = tracker.prefix_from(expect);
+            }
+            rx.tasks.update(task, |s| {
+                s.chunks_done += 1;
+                s.bytes_done += n;
+                s.chunks_written += 1;
+                s.bytes_written += n;
+                s.wire_bytes += wire as u64;
+                s.zero_chunks += zero as u64;
+            });
+            out.chunks += 1;
+            out.bytes += n;
+            journal.durable_bytes += n;
+            written_total += 1;
+            written.push(ChunkRef {
+                target: header.target,
+                offset: header.offset,
+                len: header.len,
+                hash: header.hash,
+            });
+        }};
+    }
+    // Wait for every chunk in the pool: before syncs, answers and Finish.
+    macro_rules! drain {
+        () => {
+            while pool.in_flight > 0 {
+                completed!(pool.next_done().await?);
+            }
+        };
+    }
     let result = async {
         let (chunks, bytes) = loop {
             let idle = if paused { PAUSED_TIMEOUT } else { IDLE_TIMEOUT };
@@ -299,6 +359,10 @@ where
                     Some(Joined::Failed(e)) => return Err(e),
                     None => continue,
                 },
+                d = pool.next_done(), if pool.in_flight > 0 => {
+                    completed!(d?);
+                    continue;
+                }
                 changed = ctl.changed(), if ctl_open => {
                     if changed.is_err() {
                         ctl_open = false;
@@ -327,7 +391,7 @@ where
                         seq >= expect
                     } else if multi {
                         // Streams interleave: any chunk not yet written.
-                        seq >= expect && tracker.pending(seq)
+                        seq >= expect && tracker.pending(seq) && !in_flight.contains(&seq)
                     } else {
                         seq == expect
                     };
@@ -340,38 +404,20 @@ where
                             ),
                         ));
                     }
-                    current = Some(c.header.seq);
+                    current = Some(seq);
                     tracker.check(&c.header)?;
-                    let n = tokio::task::block_in_place(|| {
-                        rx.write_chunk(&planned, layout.hash, &c, &mut decompressor)
-                    })?;
-                    let zero = c.header.codec == Codec::Zero;
-                    tracker.written(&c.header, zero, c.data.len());
-                    rx.tasks.update(task, |s| {
-                        s.chunks_done += 1;
-                        s.bytes_done += n;
-                        s.chunks_written += 1;
-                        s.bytes_written += n;
-                        s.wire_bytes += c.data.len() as u64;
-                        s.zero_chunks += zero as u64;
-                    });
                     current = None;
-                    expect = if multi {
-                        tracker.prefix_from(expect)
+                    if multi {
+                        in_flight.insert(seq);
                     } else {
-                        seq + 1
-                    };
-                    out.chunks += 1;
-                    out.bytes += n;
-                    journal.durable_bytes += n;
-                    written.push(ChunkRef {
-                        target: c.header.target,
-                        offset: c.header.offset,
-                        len: c.header.len,
-                        hash: c.header.hash,
-                    });
+                        expect = seq + 1;
+                    }
+                    // Checked against the plan, bound and hash, then
+                    // written, by a pool thread; counted when done.
+                    pool.submit(c).await?;
                 }
                 Message::HashQuery(q) => {
+                    drain!();
                     let have =
                         tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &q.chunks))?;
                     let hashes: Vec<[u8; 32]> = q.chunks.iter().map(|c| c.hash).collect();
@@ -402,7 +448,16 @@ where
                     expect = expect.max(q.first_seq);
                 }
                 Message::Checkpoint { seq } => {
+                    drain!();
                     tokio::task::block_in_place(|| rx.sync())?;
+                    verifier.check(std::mem::take(&mut written));
+                    let bad = verifier.bad_so_far();
+                    if bad > 0 {
+                        return Err(refuse(
+                            ErrorCode::HashMismatch,
+                            format!("{bad} chunks written read back differently from their hashes"),
+                        ));
+                    }
                     journal.durable_seq = if skipping || layout.pass == Pass::Verify {
                         seq.max(journal.durable_seq)
                     } else {
@@ -446,6 +501,7 @@ where
                 }
             }
         };
+        drain!();
         // Every chunk of a sending pass must have arrived, on whichever stream.
         if !skipping && layout.pass != Pass::Verify && expect < chunks {
             return Err(refuse(
@@ -456,15 +512,23 @@ where
         rx.tasks.set_state(task, TaskState::Processing, None);
         tokio::task::block_in_place(|| rx.sync())?;
         // Read back what this session wrote before calling it done.
-        let have =
-            tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &written))?;
-        let bad = have.iter().filter(|h| !**h).count();
-        if bad > 0 {
+        verifier.check(std::mem::take(&mut written));
+        let checked = tokio::task::block_in_place(|| verifier.finish())?;
+        if checked.chunks != written_total {
+            return Err(refuse(
+                ErrorCode::Internal,
+                format!(
+                    "read back {} of the {written_total} chunks written",
+                    checked.chunks
+                ),
+            ));
+        }
+        if checked.bad > 0 {
             return Err(refuse(
                 ErrorCode::HashMismatch,
                 format!(
-                    "{bad} of {} chunks written read back differently from their hashes",
-                    written.len()
+                    "{} of {written_total} chunks written read back differently from their hashes",
+                    checked.bad
                 ),
             ));
         }

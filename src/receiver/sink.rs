@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{FallocateFlags, fallocate};
 
-use crate::disk::aligned::{AlignedBuf, DIRECT_ALIGN};
+use crate::disk::aligned::{AlignedBuf, DIRECT_ALIGN, is_aligned};
 use crate::disk::ioctl;
 use crate::disk::sysfs::{self, Roots};
 
@@ -21,7 +21,8 @@ pub struct Target {
     file: File,
     /// The same file opened with O_DIRECT, where the filesystem allows it:
     /// aligned chunks bypass the page cache (far less CPU than buffered
-    /// writes), and the read-back at the end then comes from the device.
+    /// writes), and aligned reads (the read-back at the end, hash answers)
+    /// come from the device.
     direct: Option<File>,
     is_block: bool,
 }
@@ -37,6 +38,7 @@ impl Target {
             .open(path)?;
         let is_block = file.metadata()?.file_type().is_block_device();
         let direct = OpenOptions::new()
+            .read(true)
             .write(true)
             .custom_flags(libc_o_direct())
             .open(path)
@@ -87,12 +89,16 @@ impl Target {
         }
     }
 
-    /// Write `data` at `offset`: with O_DIRECT from an aligned copy when the
-    /// range is aligned, buffered otherwise.
+    /// Write `data` at `offset`: with O_DIRECT when the range is aligned
+    /// (straight from `data` when it is itself aligned, else from an aligned
+    /// copy), buffered otherwise.
     pub fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
         let aligned =
             offset.is_multiple_of(DIRECT_ALIGN as u64) && data.len().is_multiple_of(DIRECT_ALIGN);
         if let (Some(d), true, false) = (&self.direct, aligned, data.is_empty()) {
+            if is_aligned(data.as_ptr(), data.len(), offset) {
+                return d.write_all_at(data, offset);
+            }
             let mut buf = AlignedBuf::new(data.len());
             buf.as_mut().copy_from_slice(data);
             return d.write_all_at(buf.as_ref(), offset);
@@ -115,7 +121,12 @@ impl Target {
         }
     }
 
+    /// Read `buf` at `offset`: with O_DIRECT (from the device, not the page
+    /// cache) when buffer, offset and length are aligned, buffered otherwise.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if let (Some(d), true) = (&self.direct, is_aligned(buf.as_ptr(), buf.len(), offset)) {
+            return d.read_exact_at(buf, offset);
+        }
         self.file.read_exact_at(buf, offset)
     }
 

@@ -4,6 +4,7 @@
 
 use super::server::Receiver;
 use super::session::{Refusal, refuse};
+use crate::disk::aligned::AlignedBuf;
 use crate::layout::ranges::RangeSet;
 use crate::proto::codec::MAX_FRAME;
 use crate::proto::digest;
@@ -31,6 +32,23 @@ fn within_plan(planned: &Planned, t: usize, offset: u64, len: u64) -> bool {
 
 /// Target byte ranges a layout allows, per target.
 pub type Planned = Vec<RangeSet>;
+
+/// What writing chunks reuses from one chunk to the next: a zstd context and
+/// an aligned buffer a chunk is decompressed, hashed and written from.
+pub struct Scratch {
+    dec: zstd::bulk::Decompressor<'static>,
+    buf: AlignedBuf,
+}
+
+impl Scratch {
+    /// For chunks of up to `chunk_size` bytes (longer ones grow the buffer).
+    pub fn new(chunk_size: usize) -> std::io::Result<Scratch> {
+        Ok(Scratch {
+            dec: zstd::bulk::Decompressor::new()?,
+            buf: AlignedBuf::new(chunk_size),
+        })
+    }
+}
 
 impl Receiver {
     /// The layout must name known targets, fit them (image files grow), and
@@ -114,7 +132,7 @@ impl Receiver {
         planned: &Planned,
         algo: HashAlgo,
         c: &Chunk,
-        dec: &mut zstd::bulk::Decompressor,
+        scratch: &mut Scratch,
     ) -> Result<u64, Refusal> {
         let h = &c.header;
         let t = h.target as usize;
@@ -129,11 +147,22 @@ impl Receiver {
                 ),
             ));
         }
-        let data: std::borrow::Cow<[u8]> = match h.codec {
-            Codec::None => std::borrow::Cow::Borrowed(&c.data[..]),
-            Codec::Zero => std::borrow::Cow::Owned(vec![0u8; h.len as usize]),
+        // The chunk's bytes land in the reused aligned buffer (decompressed
+        // straight into it), are hashed there and written from there with
+        // O_DIRECT: no allocation and no copy per chunk.
+        let Scratch { dec, buf } = scratch;
+        if buf.len() < h.len as usize {
+            *buf = AlignedBuf::new(h.len as usize);
+        }
+        let data = &mut buf.as_mut()[..h.len as usize];
+        match h.codec {
+            // The decoder checked that raw data is exactly `len` bytes.
+            Codec::None => data.copy_from_slice(&c.data),
+            Codec::Zero => data.fill(0),
             Codec::Zstd => {
-                let out = dec.decompress(&c.data, h.len as usize).map_err(|e| {
+                // The destination holds exactly the declared length: more
+                // is an error from zstd, less is caught below.
+                let out = dec.decompress_to_buffer(&c.data, data).map_err(|e| {
                     refuse(
                         ErrorCode::DecompressBound,
                         format!(
@@ -142,16 +171,15 @@ impl Receiver {
                         ),
                     )
                 })?;
-                if out.len() != h.len as usize {
+                if out != h.len as usize {
                     return Err(refuse(
                         ErrorCode::DecompressBound,
-                        format!("chunk {}: {} bytes, declared {}", h.seq, out.len(), h.len),
+                        format!("chunk {}: {} bytes, declared {}", h.seq, out, h.len),
                     ));
                 }
-                std::borrow::Cow::Owned(out)
             }
-        };
-        if digest::hash(algo, &data) != h.hash {
+        }
+        if digest::hash(algo, data) != h.hash {
             return Err(refuse(
                 ErrorCode::HashMismatch,
                 format!(
@@ -163,7 +191,7 @@ impl Receiver {
         let target = &self.targets[t];
         let res = match h.codec {
             Codec::Zero => target.zero(h.offset, len),
-            _ => target.write_at(&data, h.offset),
+            _ => target.write_at(data, h.offset),
         };
         res.map_err(|e| {
             refuse(
@@ -181,7 +209,10 @@ impl Receiver {
         algo: HashAlgo,
         chunks: &[ChunkRef],
     ) -> Result<Vec<bool>, Refusal> {
-        let mut buf = Vec::new();
+        // One aligned buffer for the whole list, so that reads of aligned
+        // chunks go through O_DIRECT: no page-cache fill and copy per byte.
+        let most = chunks.iter().map(|c| c.len as usize).max().unwrap_or(0);
+        let mut scratch = AlignedBuf::new(most);
         chunks
             .iter()
             .map(|c| {
@@ -194,10 +225,10 @@ impl Receiver {
                         format!("hash query for {len} bytes at {} on target {t} outside the planned extents", c.offset),
                     ));
                 }
-                buf.resize(c.len as usize, 0);
+                let buf = &mut scratch.as_mut()[..c.len as usize];
                 let target = &self.targets[t];
-                match target.read_at(&mut buf, c.offset) {
-                    Ok(()) => Ok(digest::hash(algo, &buf) == c.hash),
+                match target.read_at(buf, c.offset) {
+                    Ok(()) => Ok(digest::hash(algo, buf) == c.hash),
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
                     Err(e) => Err(refuse(ErrorCode::Internal, format!("{}: read at {}: {e}", target.path.display(), c.offset))),
                 }

@@ -22,6 +22,7 @@ use super::record;
 use super::streams;
 use super::tally::{Tally, VolumeSummary};
 use super::volumes::{SourceVolume, open_volumes};
+use crate::disk::aligned::AlignedBuf;
 use crate::disk::sysfs::Roots;
 use crate::proto::codec::{MAX_FRAME, encode, write_message};
 use crate::proto::message::*;
@@ -531,12 +532,22 @@ fn start_pipeline(
     hash_only: bool,
 ) -> std::thread::JoinHandle<()> {
     let threads = cfg.threads.max(1);
-    type Work = (Job, Vec<u8>, SyncSender<Result<Item, String>>);
+    type Work = (Job, AlignedBuf, SyncSender<Result<Item, String>>);
     let (work_tx, work_rx) = sync_channel::<Work>(threads * 2);
+    // Chunk buffers go round: reader -> worker -> back here. They are
+    // aligned so that the reader can use O_DIRECT, and reused so that no
+    // chunk pays for fresh memory. Enough for every queue slot, every
+    // worker and the reader.
+    let buffers = threads * 3 + 2;
+    let (pool_tx, pool_rx) = sync_channel::<AlignedBuf>(buffers);
+    for _ in 0..buffers {
+        let _ = pool_tx.send(AlignedBuf::new(CHUNK_SIZE as usize));
+    }
     let (order_tx, order_rx) = sync_channel::<StdReceiver<Result<Item, String>>>(threads * 4);
     let work_rx = Arc::new(Mutex::new(work_rx));
     for _ in 0..threads {
         let rx = work_rx.clone();
+        let pool = pool_tx.clone();
         let (level, algo) = (cfg.level, cfg.hash);
         std::thread::spawn(move || {
             let mut prep = match Preparer::new(level, algo) {
@@ -545,14 +556,16 @@ fn start_pipeline(
             };
             loop {
                 let next = rx.lock().expect("work queue").recv();
-                let Ok((job, data, reply)) = next else { return };
+                let Ok((job, buf, reply)) = next else { return };
+                let data = &buf.as_ref()[..job.len as usize];
                 if hash_only {
                     let chunk = ChunkRef {
                         target: job.volume as u32,
                         offset: job.offset,
                         len: job.len,
-                        hash: crate::proto::digest::hash(algo, &data),
+                        hash: crate::proto::digest::hash(algo, data),
                     };
+                    let _ = pool.send(buf);
                     let _ = reply.send(Ok(Item::Hashed {
                         seq: job.seq,
                         chunk,
@@ -560,7 +573,7 @@ fn start_pipeline(
                     continue;
                 }
                 let item = prep
-                    .prepare(job.seq, job.volume as u32, job.offset, &data)
+                    .prepare(job.seq, job.volume as u32, job.offset, data)
                     .map_err(|e| format!("compressing chunk {}: {e}", job.seq))
                     .and_then(|c| {
                         let zero = c.header.codec == Codec::Zero;
@@ -576,6 +589,7 @@ fn start_pipeline(
                             })
                             .map_err(|e| e.to_string())
                     });
+                let _ = pool.send(buf);
                 let _ = reply.send(item);
             }
         });
@@ -595,9 +609,12 @@ fn start_pipeline(
                 if !wait.is_zero() {
                     std::thread::sleep(wait);
                 }
-                let mut data = vec![0u8; len as usize];
+                let Ok(mut buf) = pool_rx.recv() else { return };
                 let (reply_tx, reply_rx) = sync_channel(1);
-                if let Err(e) = v.reader.read_exact_at(&mut data, offset) {
+                if let Err(e) = v
+                    .reader
+                    .read_exact_at(&mut buf.as_mut()[..len as usize], offset)
+                {
                     let _ = reply_tx.send(Err(format!("reading {} at byte {offset}: {e}", v.name)));
                     let _ = order_tx.send(reply_rx);
                     return;
@@ -611,7 +628,7 @@ fn start_pipeline(
                     offset,
                     len,
                 };
-                if work_tx.send((job, data, reply_tx)).is_err() {
+                if work_tx.send((job, buf, reply_tx)).is_err() {
                     return;
                 }
             }

@@ -119,8 +119,11 @@ impl Readers {
         if let Some(d) = self.disks.get(path) {
             return Ok(d.clone());
         }
-        let d =
-            Arc::new(SourceDisk::open(Path::new(path)).with_context(|| format!("opening {path}"))?);
+        let d = Arc::new(
+            SourceDisk::open(Path::new(path))
+                .with_context(|| format!("opening {path}"))?
+                .with_direct(),
+        );
         self.disks.insert(path.to_string(), d.clone());
         Ok(d)
     }

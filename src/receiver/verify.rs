@@ -1,0 +1,93 @@
+//! The read-back: every chunk a session wrote is read again from the target
+//! and hashed before the session answers Finished. Chunks are handed over
+//! once a checkpoint has made them durable, and a thread reads them back
+//! while the pass goes on, so that Finish only waits for the chunks written
+//! since the last checkpoint instead of re-reading the whole pass.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Sender, channel};
+use std::thread::JoinHandle;
+
+use super::server::Receiver;
+use super::session::{Refusal, refuse};
+use super::write::Planned;
+use crate::proto::message::{ChunkRef, ErrorCode, HashAlgo};
+
+/// What the read-back found: chunks read, and how many differ.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    pub chunks: u64,
+    pub bad: u64,
+}
+
+/// A read-back thread for one session.
+pub struct Verifier {
+    batches: Option<Sender<Vec<ChunkRef>>>,
+    thread: Option<JoinHandle<Result<Checked, Refusal>>>,
+    /// Chunks found differing so far (a failure is reported early).
+    bad: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Verifier {
+    pub fn start(rx: Arc<Receiver>, planned: Planned, algo: HashAlgo) -> Verifier {
+        let (tx, batches) = channel::<Vec<ChunkRef>>();
+        let bad = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (bad2, stop2) = (bad.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut checked = Checked::default();
+            for batch in batches {
+                if stop2.load(Ordering::Relaxed) {
+                    break;
+                }
+                let have = rx.holds(&planned, algo, &batch)?;
+                let n = have.iter().filter(|h| !**h).count() as u64;
+                checked.chunks += have.len() as u64;
+                checked.bad += n;
+                bad2.fetch_add(n, Ordering::Relaxed);
+            }
+            Ok(checked)
+        });
+        Verifier {
+            batches: Some(tx),
+            thread: Some(thread),
+            bad,
+            stop,
+        }
+    }
+
+    /// Read back `chunks`, which a sync has made durable.
+    pub fn check(&self, chunks: Vec<ChunkRef>) {
+        if chunks.is_empty() {
+            return;
+        }
+        if let Some(tx) = &self.batches {
+            // A send fails only when the thread stopped on a read error,
+            // which `finish` reports.
+            let _ = tx.send(chunks);
+        }
+    }
+
+    /// Chunks found differing so far.
+    pub fn bad_so_far(&self) -> u64 {
+        self.bad.load(Ordering::Relaxed)
+    }
+
+    /// Wait for every chunk handed over to be read back (blocks).
+    pub fn finish(mut self) -> Result<Checked, Refusal> {
+        self.batches.take();
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            _ => Err(refuse(ErrorCode::Internal, "the read-back thread stopped")),
+        }
+    }
+}
+
+impl Drop for Verifier {
+    /// A session that ends early stops its read-back after the current batch.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
