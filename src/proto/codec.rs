@@ -6,7 +6,7 @@
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::message::Message;
+use super::message::{Chunk, ChunkHeader, HASH_LEN, Message};
 use super::wire::{WireError, Writer};
 
 /// Largest payload accepted: a 1 MiB chunk, its worst-case zstd expansion and
@@ -38,6 +38,34 @@ pub fn encode(msg: &Message, max: usize) -> Result<Bytes, FrameError> {
     }
     w.0[..4].copy_from_slice(&(len as u32).to_le_bytes());
     Ok(w.0.freeze())
+}
+
+/// Bytes of a chunk frame before its data: length prefix, kind byte and
+/// chunk header.
+pub const CHUNK_HEAD: usize = 4 + 1 + 8 + 4 + 8 + 4 + 1 + HASH_LEN + 8;
+
+/// The head of a chunk frame that `data_len` bytes of chunk data follow:
+/// the first [`CHUNK_HEAD`] bytes `encode` gives for that chunk. Lets the
+/// sender build a frame around data already in place (compressed straight
+/// into the frame buffer) instead of copying the data into a new frame.
+pub fn chunk_head(
+    header: &ChunkHeader,
+    data_len: usize,
+    max: usize,
+) -> Result<[u8; CHUNK_HEAD], FrameError> {
+    let mut w = Writer(BytesMut::with_capacity(CHUNK_HEAD));
+    w.u32(0);
+    Message::Chunk(Chunk {
+        header: *header,
+        data: Bytes::new(),
+    })
+    .encode_payload(&mut w);
+    let len = CHUNK_HEAD - 4 + data_len;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    w.0[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(w.0[..].try_into().expect("a chunk head is CHUNK_HEAD bytes"))
 }
 
 /// Decode one frame from the front of `buf` (sync; for tests and fuzzing).
@@ -303,6 +331,30 @@ mod tests {
         }
         writer.await.unwrap();
         assert_eq!(got, msgs);
+    }
+
+    #[test]
+    fn chunk_heads_match_encode() {
+        for m in samples() {
+            let Message::Chunk(c) = &m else { continue };
+            let f = encode(&m, MAX_FRAME).unwrap();
+            let head = chunk_head(&c.header, c.data.len(), MAX_FRAME).unwrap();
+            assert_eq!(&f[..CHUNK_HEAD], &head[..]);
+            assert_eq!(&f[CHUNK_HEAD..], &c.data[..]);
+        }
+        let h = ChunkHeader {
+            seq: 0,
+            target: 0,
+            offset: 0,
+            len: 1,
+            codec: crate::proto::message::Codec::None,
+            hash: [0; HASH_LEN],
+            crc64: 0,
+        };
+        assert!(matches!(
+            chunk_head(&h, 1000, 512),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use bytes::Bytes;
 
 use crate::layout::ranges::RangeSet;
+use crate::proto::codec::{CHUNK_HEAD, MAX_FRAME, chunk_head};
 use crate::proto::digest;
 use crate::proto::message::{Chunk, ChunkHeader, Codec, HashAlgo};
 
@@ -82,6 +83,57 @@ impl Preparer {
     }
 }
 
+impl Preparer {
+    /// The whole wire frame for `data` (what `encode(&Message::Chunk(
+    /// prepare(..)))` gives) and its header, built in one buffer: zstd
+    /// compresses straight into the frame after room for its head, and raw
+    /// data is copied in once. Saves the separate compression buffer and the
+    /// copy of every chunk's data into a frame.
+    pub fn frame(
+        &mut self,
+        seq: u64,
+        target: u32,
+        offset: u64,
+        data: &[u8],
+    ) -> std::io::Result<(ChunkHeader, Bytes)> {
+        let hash = digest::hash(self.algo, data);
+        let crc64 = digest::crc64(data);
+        let mut buf: Vec<u8> = Vec::new();
+        let codec = if digest::is_zero(data) {
+            buf.resize(CHUNK_HEAD, 0);
+            Codec::Zero
+        } else {
+            buf.reserve_exact(CHUNK_HEAD + zstd::zstd_safe::compress_bound(data.len()));
+            buf.resize(CHUNK_HEAD, 0);
+            let mut tail = std::io::Cursor::new(&mut buf);
+            tail.set_position(CHUNK_HEAD as u64);
+            let packed = self.compressor.compress_to_buffer(data, &mut tail)?;
+            if packed < data.len() {
+                Codec::Zstd
+            } else {
+                buf.truncate(CHUNK_HEAD);
+                buf.extend_from_slice(data);
+                Codec::None
+            }
+        };
+        let header = ChunkHeader {
+            seq,
+            target,
+            offset,
+            len: data.len() as u32,
+            codec,
+            hash,
+            crc64,
+        };
+        let head =
+            chunk_head(&header, buf.len() - CHUNK_HEAD, MAX_FRAME).map_err(std::io::Error::other)?;
+        buf[..CHUNK_HEAD].copy_from_slice(&head);
+        // Not shrunk to fit: a shrunk (mremap'ed) block would keep malloc
+        // from reusing it for the next frame, and fresh pages fault in.
+        Ok((header, Bytes::from(buf)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +177,22 @@ mod tests {
         let raw = p.prepare(2, 0, 0, &noise).unwrap();
         assert_eq!(raw.header.codec, Codec::None);
         assert_eq!(&raw.data[..], &noise[..]);
+    }
+
+    #[test]
+    fn frames_are_the_encoded_chunks() {
+        use crate::proto::codec::encode;
+        use crate::proto::message::Message;
+        let mut noise = vec![0u8; 8192];
+        blake3::Hasher::new().finalize_xof().fill(&mut noise);
+        let text = b"ferry ".repeat(1000);
+        for (i, data) in [&[0u8; 4096][..], &text, &noise].into_iter().enumerate() {
+            let mut a = Preparer::new(1, HashAlgo::Blake3).unwrap();
+            let mut b = Preparer::new(1, HashAlgo::Blake3).unwrap();
+            let chunk = a.prepare(i as u64, 1, 4096, data).unwrap();
+            let (header, frame) = b.frame(i as u64, 1, 4096, data).unwrap();
+            assert_eq!(header, chunk.header);
+            assert_eq!(frame, encode(&Message::Chunk(chunk), MAX_FRAME).unwrap());
+        }
     }
 }

@@ -573,21 +573,15 @@ fn start_pipeline(
                     continue;
                 }
                 let item = prep
-                    .prepare(job.seq, job.volume as u32, job.offset, data)
+                    .frame(job.seq, job.volume as u32, job.offset, data)
                     .map_err(|e| format!("compressing chunk {}: {e}", job.seq))
-                    .and_then(|c| {
-                        let zero = c.header.codec == Codec::Zero;
-                        let hash = c.header.hash;
-                        encode(&Message::Chunk(c), MAX_FRAME)
-                            .map(|frame| Item::Frame {
-                                seq: job.seq,
-                                volume: job.volume as u32,
-                                len: job.len,
-                                zero,
-                                hash,
-                                frame,
-                            })
-                            .map_err(|e| e.to_string())
+                    .map(|(header, frame)| Item::Frame {
+                        seq: job.seq,
+                        volume: job.volume as u32,
+                        len: job.len,
+                        zero: header.codec == Codec::Zero,
+                        hash: header.hash,
+                        frame,
                     });
                 let _ = pool.send(buf);
                 let _ = reply.send(item);
