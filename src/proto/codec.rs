@@ -65,7 +65,9 @@ pub fn chunk_head(
         return Err(FrameError::TooLarge { len, max });
     }
     w.0[..4].copy_from_slice(&(len as u32).to_le_bytes());
-    Ok(w.0[..].try_into().expect("a chunk head is CHUNK_HEAD bytes"))
+    Ok(w.0[..]
+        .try_into()
+        .expect("a chunk head is CHUNK_HEAD bytes"))
 }
 
 /// Decode one frame from the front of `buf` (sync; for tests and fuzzing).

@@ -1,6 +1,7 @@
 //! The receiver: listener, sessions, targets and journal.
 
 pub mod api;
+pub mod conn;
 pub mod echo;
 pub mod join;
 pub mod journal;

@@ -125,8 +125,8 @@ impl Preparer {
             hash,
             crc64,
         };
-        let head =
-            chunk_head(&header, buf.len() - CHUNK_HEAD, MAX_FRAME).map_err(std::io::Error::other)?;
+        let head = chunk_head(&header, buf.len() - CHUNK_HEAD, MAX_FRAME)
+            .map_err(std::io::Error::other)?;
         buf[..CHUNK_HEAD].copy_from_slice(&head);
         // Not shrunk to fit: a shrunk (mremap'ed) block would keep malloc
         // from reusing it for the next frame, and fresh pages fault in.
