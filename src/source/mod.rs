@@ -4,6 +4,7 @@
 pub mod chunk;
 pub mod link;
 pub mod netcheck;
+mod pipeline;
 pub mod rate;
 pub mod record;
 pub mod schedule;

@@ -1,28 +1,26 @@
 //! `ferry send`: a pass over the selected volumes to a receiver.
 //!
-//! Threads: one reader walks the chunks in order and reads their bytes; a pool
-//! of workers hashes and compresses them (one zstd context each); a collector
-//! puts the results back in order and frames them; the network side (tokio,
-//! TLS) writes frames, checkpoints every `checkpoint_bytes`, and reads acks.
-//! Every queue is bounded, so memory stays flat whatever the disk size.
+//! The read side (reader, compressing workers, in-order collector) is in
+//! `pipeline.rs`; here the network side (tokio, TLS) writes the frames,
+//! spreads them over extra streams, checkpoints every `checkpoint_bytes` or
+//! few seconds, follows the receiver's Control, and reads acks.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver as StdReceiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::chunk::{CHUNK_SIZE, Preparer, pieces};
+use super::chunk::{CHUNK_SIZE, Preparer};
 use super::link::{Link, TlsRead, TlsWrite, connect, refusal};
+use super::pipeline::{Item, start_pipeline};
 use super::rate::{Pacer, RateLimit};
 use super::record;
 use super::streams;
 use super::tally::{Tally, VolumeSummary};
 use super::volumes::{SourceVolume, open_volumes};
-use crate::disk::aligned::AlignedBuf;
 use crate::disk::sysfs::Roots;
 use crate::proto::codec::{MAX_FRAME, encode, write_message};
 use crate::proto::message::*;
@@ -120,32 +118,6 @@ pub struct Mismatch {
     pub volume: String,
     pub offset: u64,
     pub len: u32,
-}
-
-/// One chunk to read: which volume, where, and its sequence number.
-struct Job {
-    seq: u64,
-    volume: usize,
-    offset: u64,
-    len: u32,
-}
-
-/// A framed chunk, or why the pipeline stopped.
-enum Item {
-    /// Comparison passes: a chunk's place and hash, no data.
-    Hashed {
-        seq: u64,
-        chunk: ChunkRef,
-    },
-    Frame {
-        seq: u64,
-        volume: u32,
-        len: u32,
-        zero: bool,
-        hash: [u8; 32],
-        frame: Bytes,
-    },
-    Failed(String),
 }
 
 fn layout(volumes: &[SourceVolume], cfg: &SendConfig) -> Layout {
@@ -521,124 +493,4 @@ fn apply_control(cfg: &SendConfig, c: Control, was_paused: bool) -> bool {
 fn notice(line: std::fmt::Arguments) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "ferry send: {line}");
-}
-
-/// Reader -> workers -> in-order collector -> `out`. Returns the collector's handle.
-fn start_pipeline(
-    cfg: &SendConfig,
-    volumes: Arc<Vec<SourceVolume>>,
-    resume: u64,
-    out: tokio::sync::mpsc::Sender<Item>,
-    hash_only: bool,
-) -> std::thread::JoinHandle<()> {
-    let threads = cfg.threads.max(1);
-    type Work = (Job, AlignedBuf, SyncSender<Result<Item, String>>);
-    let (work_tx, work_rx) = sync_channel::<Work>(threads * 2);
-    // Chunk buffers go round: reader -> worker -> back here. They are
-    // aligned so that the reader can use O_DIRECT, and reused so that no
-    // chunk pays for fresh memory. Enough for every queue slot, every
-    // worker and the reader.
-    let buffers = threads * 3 + 2;
-    let (pool_tx, pool_rx) = sync_channel::<AlignedBuf>(buffers);
-    for _ in 0..buffers {
-        let _ = pool_tx.send(AlignedBuf::new(CHUNK_SIZE as usize));
-    }
-    let (order_tx, order_rx) = sync_channel::<StdReceiver<Result<Item, String>>>(threads * 4);
-    let work_rx = Arc::new(Mutex::new(work_rx));
-    for _ in 0..threads {
-        let rx = work_rx.clone();
-        let pool = pool_tx.clone();
-        let (level, algo) = (cfg.level, cfg.hash);
-        std::thread::spawn(move || {
-            let mut prep = match Preparer::new(level, algo) {
-                Ok(p) => p,
-                Err(_) => return,
-            };
-            loop {
-                let next = rx.lock().expect("work queue").recv();
-                let Ok((job, buf, reply)) = next else { return };
-                let data = &buf.as_ref()[..job.len as usize];
-                if hash_only {
-                    let chunk = ChunkRef {
-                        target: job.volume as u32,
-                        offset: job.offset,
-                        len: job.len,
-                        hash: crate::proto::digest::hash(algo, data),
-                    };
-                    let _ = pool.send(buf);
-                    let _ = reply.send(Ok(Item::Hashed {
-                        seq: job.seq,
-                        chunk,
-                    }));
-                    continue;
-                }
-                let item = prep
-                    .frame(job.seq, job.volume as u32, job.offset, data)
-                    .map_err(|e| format!("compressing chunk {}: {e}", job.seq))
-                    .map(|(header, frame)| Item::Frame {
-                        seq: job.seq,
-                        volume: job.volume as u32,
-                        len: job.len,
-                        zero: header.codec == Codec::Zero,
-                        hash: header.hash,
-                        frame,
-                    });
-                let _ = pool.send(buf);
-                let _ = reply.send(item);
-            }
-        });
-    }
-    let read_mbit = cfg.read_limit.saturating_mul(8);
-    std::thread::spawn(move || {
-        let mut seq = 0u64;
-        let mut pacer = Pacer::default();
-        for (vi, v) in volumes.iter().enumerate() {
-            for (offset, len) in pieces(&v.used, CHUNK_SIZE) {
-                let s = seq;
-                seq += 1;
-                if s < resume {
-                    continue;
-                }
-                let wait = pacer.delay(len as u64, read_mbit, Instant::now());
-                if !wait.is_zero() {
-                    std::thread::sleep(wait);
-                }
-                let Ok(mut buf) = pool_rx.recv() else { return };
-                let (reply_tx, reply_rx) = sync_channel(1);
-                if let Err(e) = v
-                    .reader
-                    .read_exact_at(&mut buf.as_mut()[..len as usize], offset)
-                {
-                    let _ = reply_tx.send(Err(format!("reading {} at byte {offset}: {e}", v.name)));
-                    let _ = order_tx.send(reply_rx);
-                    return;
-                }
-                if order_tx.send(reply_rx).is_err() {
-                    return;
-                }
-                let job = Job {
-                    seq: s,
-                    volume: vi,
-                    offset,
-                    len,
-                };
-                if work_tx.send((job, buf, reply_tx)).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    std::thread::spawn(move || {
-        for rx in order_rx {
-            let item = match rx.recv() {
-                Ok(Ok(item)) => item,
-                Ok(Err(why)) => Item::Failed(why),
-                Err(_) => Item::Failed("a worker thread stopped".into()),
-            };
-            let failed = matches!(item, Item::Failed(_));
-            if out.blocking_send(item).is_err() || failed {
-                return;
-            }
-        }
-    })
 }

@@ -1,0 +1,165 @@
+//! The read side of a pass: one reader thread walks the chunks in order
+//! and reads them into a circulating pool of aligned buffers (O_DIRECT
+//! where the disk allows); a pool of workers hashes and compresses them
+//! into frames (one zstd context each); a collector puts the results back
+//! in order for the network side. Every queue is bounded, so memory stays
+//! flat whatever the disk size.
+
+use std::sync::mpsc::{Receiver as StdReceiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::chunk::{CHUNK_SIZE, Preparer, pieces};
+use super::rate::Pacer;
+use super::send::SendConfig;
+use super::volumes::SourceVolume;
+use crate::disk::aligned::AlignedBuf;
+use crate::proto::message::*;
+
+/// One chunk to read: which volume, where, and its sequence number.
+pub(super) struct Job {
+    pub(super) seq: u64,
+    pub(super) volume: usize,
+    pub(super) offset: u64,
+    pub(super) len: u32,
+}
+
+/// A framed chunk, or why the pipeline stopped.
+pub(super) enum Item {
+    /// Comparison passes: a chunk's place and hash, no data.
+    Hashed {
+        seq: u64,
+        chunk: ChunkRef,
+    },
+    Frame {
+        seq: u64,
+        volume: u32,
+        len: u32,
+        zero: bool,
+        hash: [u8; 32],
+        frame: Bytes,
+    },
+    Failed(String),
+}
+
+/// Reader -> workers -> in-order collector -> `out`. Returns the collector's handle.
+pub(super) fn start_pipeline(
+    cfg: &SendConfig,
+    volumes: Arc<Vec<SourceVolume>>,
+    resume: u64,
+    out: tokio::sync::mpsc::Sender<Item>,
+    hash_only: bool,
+) -> std::thread::JoinHandle<()> {
+    let threads = cfg.threads.max(1);
+    type Work = (Job, AlignedBuf, SyncSender<Result<Item, String>>);
+    let (work_tx, work_rx) = sync_channel::<Work>(threads * 2);
+    // Chunk buffers go round: reader -> worker -> back here. They are
+    // aligned so that the reader can use O_DIRECT, and reused so that no
+    // chunk pays for fresh memory. Enough for every queue slot, every
+    // worker and the reader.
+    let buffers = threads * 3 + 2;
+    let (pool_tx, pool_rx) = sync_channel::<AlignedBuf>(buffers);
+    for _ in 0..buffers {
+        let _ = pool_tx.send(AlignedBuf::new(CHUNK_SIZE as usize));
+    }
+    let (order_tx, order_rx) = sync_channel::<StdReceiver<Result<Item, String>>>(threads * 4);
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    for _ in 0..threads {
+        let rx = work_rx.clone();
+        let pool = pool_tx.clone();
+        let (level, algo) = (cfg.level, cfg.hash);
+        std::thread::spawn(move || {
+            let mut prep = match Preparer::new(level, algo) {
+                Ok(p) => p,
+                Err(_) => return,
+            };
+            loop {
+                let next = rx.lock().expect("work queue").recv();
+                let Ok((job, buf, reply)) = next else { return };
+                let data = &buf.as_ref()[..job.len as usize];
+                if hash_only {
+                    let chunk = ChunkRef {
+                        target: job.volume as u32,
+                        offset: job.offset,
+                        len: job.len,
+                        hash: crate::proto::digest::hash(algo, data),
+                    };
+                    let _ = pool.send(buf);
+                    let _ = reply.send(Ok(Item::Hashed {
+                        seq: job.seq,
+                        chunk,
+                    }));
+                    continue;
+                }
+                let item = prep
+                    .frame(job.seq, job.volume as u32, job.offset, data)
+                    .map_err(|e| format!("compressing chunk {}: {e}", job.seq))
+                    .map(|(header, frame)| Item::Frame {
+                        seq: job.seq,
+                        volume: job.volume as u32,
+                        len: job.len,
+                        zero: header.codec == Codec::Zero,
+                        hash: header.hash,
+                        frame,
+                    });
+                let _ = pool.send(buf);
+                let _ = reply.send(item);
+            }
+        });
+    }
+    let read_mbit = cfg.read_limit.saturating_mul(8);
+    std::thread::spawn(move || {
+        let mut seq = 0u64;
+        let mut pacer = Pacer::default();
+        for (vi, v) in volumes.iter().enumerate() {
+            for (offset, len) in pieces(&v.used, CHUNK_SIZE) {
+                let s = seq;
+                seq += 1;
+                if s < resume {
+                    continue;
+                }
+                let wait = pacer.delay(len as u64, read_mbit, Instant::now());
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
+                }
+                let Ok(mut buf) = pool_rx.recv() else { return };
+                let (reply_tx, reply_rx) = sync_channel(1);
+                if let Err(e) = v
+                    .reader
+                    .read_exact_at(&mut buf.as_mut()[..len as usize], offset)
+                {
+                    let _ = reply_tx.send(Err(format!("reading {} at byte {offset}: {e}", v.name)));
+                    let _ = order_tx.send(reply_rx);
+                    return;
+                }
+                if order_tx.send(reply_rx).is_err() {
+                    return;
+                }
+                let job = Job {
+                    seq: s,
+                    volume: vi,
+                    offset,
+                    len,
+                };
+                if work_tx.send((job, buf, reply_tx)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for rx in order_rx {
+            let item = match rx.recv() {
+                Ok(Ok(item)) => item,
+                Ok(Err(why)) => Item::Failed(why),
+                Err(_) => Item::Failed("a worker thread stopped".into()),
+            };
+            let failed = matches!(item, Item::Failed(_));
+            if out.blocking_send(item).is_err() || failed {
+                return;
+            }
+        }
+    })
+}
