@@ -191,8 +191,8 @@ where
             };
             let zero = header.codec == Codec::Zero;
             tracker.written(&header, zero, wire);
+            in_flight.remove(&header.seq);
             if multi {
-                in_flight.remove(&header.seq);
                 expect = tracker.prefix_from(expect);
             }
             rx.tasks.update(task, |s| {
@@ -280,7 +280,9 @@ where
                     // comparing passes skip the chunks the receiver holds.
                     let seq = c.header.seq;
                     let in_order = if skipping {
-                        seq >= expect
+                        // Data follows the answers, queries run ahead: any
+                        // chunk not yet written in this pass.
+                        tracker.pending(seq) && !in_flight.contains(&seq)
                     } else if multi {
                         // Streams interleave: any chunk not yet written.
                         seq >= expect && tracker.pending(seq) && !in_flight.contains(&seq)
@@ -299,10 +301,11 @@ where
                     current = Some(seq);
                     tracker.check(&c.header)?;
                     current = None;
-                    if multi {
+                    if multi || skipping {
                         in_flight.insert(seq);
-                    } else {
-                        expect = seq + 1;
+                    }
+                    if !multi {
+                        expect = expect.max(seq + 1);
                     }
                     // Checked against the plan, bound and hash, then
                     // written, by a pool thread; counted when done.

@@ -209,6 +209,31 @@ impl Receiver {
         algo: HashAlgo,
         chunks: &[ChunkRef],
     ) -> Result<Vec<bool>, Refusal> {
+        // Reads and hashes on a few threads (a batch is up to 64 MiB): the
+        // source waits for the answer.
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 4);
+        let per = chunks.len().div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = chunks
+                .chunks(per)
+                .map(|part| s.spawn(move || self.holds_part(planned, algo, part)))
+                .collect();
+            let mut out = Vec::with_capacity(chunks.len());
+            for p in parts {
+                out.extend(p.join().expect("a hashing thread panicked")?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn holds_part(
+        &self,
+        planned: &Planned,
+        algo: HashAlgo,
+        chunks: &[ChunkRef],
+    ) -> Result<Vec<bool>, Refusal> {
         // One aligned buffer for the whole list, so that reads of aligned
         // chunks go through O_DIRECT: no page-cache fill and copy per byte.
         let most = chunks.iter().map(|c| c.len as usize).max().unwrap_or(0);

@@ -347,6 +347,8 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Chunks compared per HashQuery.
 const QUERY_BATCH: usize = 64;
+/// Hash queries a comparison pass keeps asked ahead of their answers.
+const QUERIES_IN_FLIGHT: usize = 2;
 
 /// Incremental and verify passes: send the hashes of every chunk in batches;
 /// of the chunks the receiver does not hold, an incremental pass sends the
@@ -363,6 +365,9 @@ async fn compare_pass(
     let mut pacer = Pacer::default();
     let mut paused = false;
     let mut batch: Vec<(u64, ChunkRef)> = Vec::with_capacity(QUERY_BATCH);
+    // Queries asked and not yet answered: the next batch is hashed here
+    // while the receiver hashes its target for the one before.
+    let mut asked: std::collections::VecDeque<Vec<(u64, ChunkRef)>> = Default::default();
     let mut next_seq = 0;
     loop {
         let done = match items.recv().await {
@@ -377,81 +382,85 @@ async fn compare_pass(
             Some(Item::Frame { .. }) => bail!("internal: a data frame in a comparison pass"),
             None => true,
         };
-        if batch.is_empty() && done {
-            return Ok(next_seq);
+        if batch.len() >= QUERY_BATCH || (done && !batch.is_empty()) {
+            let query = HashQuery {
+                first_seq: batch[0].0,
+                chunks: batch.iter().map(|b| b.1).collect(),
+            };
+            write_message(w, &Message::HashQuery(query), MAX_FRAME).await?;
+            asked.push_back(std::mem::take(&mut batch));
         }
-        if batch.len() < QUERY_BATCH && !done {
-            continue;
-        }
-        let query = HashQuery {
-            first_seq: batch[0].0,
-            chunks: batch.iter().map(|b| b.1).collect(),
-        };
-        write_message(w, &Message::HashQuery(query), MAX_FRAME).await?;
-        let have = loop {
-            match r.next().await? {
-                Some(Message::Ack { .. }) => continue,
-                Some(Message::Control(c)) => {
-                    paused = apply_control(cfg, c, paused);
+        while asked.len() >= QUERIES_IN_FLIGHT || (done && !asked.is_empty()) {
+            let b = asked.pop_front().expect("a query is outstanding");
+            let have = loop {
+                match r.next().await? {
+                    Some(Message::Ack { .. }) => continue,
+                    Some(Message::Control(c)) => {
+                        paused = apply_control(cfg, c, paused);
+                        continue;
+                    }
+                    Some(Message::HashAnswer(a))
+                        if a.have.len() == b.len() && a.first_seq == b[0].0 =>
+                    {
+                        break a.have;
+                    }
+                    Some(Message::Error(e)) => return Err(refusal(&e)),
+                    other => bail!("unexpected reply to a hash query: {other:?}"),
+                }
+            };
+            report.compared += b.len() as u64;
+            for ((seq, c), held) in b.into_iter().zip(have) {
+                next_seq = seq + 1;
+                if held {
+                    report.tally.held(c.target as usize, c.len);
                     continue;
                 }
-                Some(Message::HashAnswer(a)) if a.have.len() == batch.len() => break a.have,
-                Some(Message::Error(e)) => return Err(refusal(&e)),
-                other => bail!("unexpected reply to a hash query: {other:?}"),
-            }
-        };
-        report.compared += batch.len() as u64;
-        for ((seq, c), held) in batch.drain(..).zip(have) {
-            next_seq = seq + 1;
-            if held {
-                report.tally.held(c.target as usize, c.len);
-                continue;
-            }
-            let v = &volumes[c.target as usize];
-            if cfg.pass == Pass::Verify {
-                report.mismatches.push(Mismatch {
-                    volume: v.name.clone(),
-                    offset: c.offset,
+                let v = &volumes[c.target as usize];
+                if cfg.pass == Pass::Verify {
+                    report.mismatches.push(Mismatch {
+                        volume: v.name.clone(),
+                        offset: c.offset,
+                        len: c.len,
+                    });
+                    continue;
+                }
+                let mut data = vec![0u8; c.len as usize];
+                v.reader
+                    .read_exact_at(&mut data, c.offset)
+                    .with_context(|| format!("reading {} at byte {}", v.name, c.offset))?;
+                let chunk = prep.prepare(seq, c.target, c.offset, &data)?;
+                let zero = chunk.header.codec == Codec::Zero;
+                let frame = encode(&Message::Chunk(chunk), MAX_FRAME)?;
+                let covers = Covers {
+                    volume: c.target,
                     len: c.len,
-                });
-                continue;
+                    zero,
+                };
+                send_frame(
+                    Out::Primary(w),
+                    &frame,
+                    covers,
+                    &cfg.rate,
+                    &mut pacer,
+                    report,
+                )
+                .await?;
             }
-            let mut data = vec![0u8; c.len as usize];
-            v.reader
-                .read_exact_at(&mut data, c.offset)
-                .with_context(|| format!("reading {} at byte {}", v.name, c.offset))?;
-            let chunk = prep.prepare(seq, c.target, c.offset, &data)?;
-            let zero = chunk.header.codec == Codec::Zero;
-            let frame = encode(&Message::Chunk(chunk), MAX_FRAME)?;
-            let covers = Covers {
-                volume: c.target,
-                len: c.len,
-                zero,
-            };
-            send_frame(
-                Out::Primary(w),
-                &frame,
-                covers,
-                &cfg.rate,
-                &mut pacer,
-                report,
-            )
-            .await?;
-        }
-        if cfg.pass != Pass::Verify {
-            write_message(w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
+            if cfg.pass != Pass::Verify {
+                write_message(w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
+            }
+            // Stopped by the receiver's operator: wait for the start.
+            while paused {
+                match r.next().await? {
+                    Some(Message::Control(c)) => paused = apply_control(cfg, c, paused),
+                    Some(Message::Ack { .. }) => {}
+                    Some(Message::Error(e)) => return Err(refusal(&e)),
+                    other => bail!("unexpected message while paused: {other:?}"),
+                }
+            }
         }
         if done {
             return Ok(next_seq);
-        }
-        // Stopped by the receiver's operator: wait for the start.
-        while paused {
-            match r.next().await? {
-                Some(Message::Control(c)) => paused = apply_control(cfg, c, paused),
-                Some(Message::Ack { .. }) => {}
-                Some(Message::Error(e)) => return Err(refusal(&e)),
-                other => bail!("unexpected message while paused: {other:?}"),
-            }
         }
     }
 }
