@@ -91,3 +91,53 @@ impl Drop for Verifier {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::sysfs::Roots;
+    use crate::layout::ranges::RangeSet;
+    use crate::proto::digest;
+    use crate::proto::message::{ChunkRef, HashAlgo};
+    use crate::receiver::server::ReceiveConfig;
+
+    #[test]
+    fn the_read_back_counts_chunks_the_target_does_not_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.img");
+        let mut bytes = vec![7u8; 3 << 12];
+        bytes[(2 << 12) + 5] = 8; // the third chunk is damaged on the target
+        std::fs::write(&target, &bytes).unwrap();
+        let rx = Receiver::new(&ReceiveConfig {
+            targets: vec![target],
+            state_dir: dir.path().join("state"),
+            code: Some("TEST-CODE".into()),
+            name: "test".into(),
+            force: false,
+            max_sessions: 1,
+            roots: Roots::system(),
+        })
+        .unwrap();
+        let mut planned = RangeSet::new();
+        planned.insert(0, 3 << 12);
+        let written: Vec<ChunkRef> = (0..3u64)
+            .map(|i| ChunkRef {
+                target: 0,
+                offset: i << 12,
+                len: 1 << 12,
+                hash: digest::hash(HashAlgo::Blake3, &[7u8; 1 << 12]),
+            })
+            .collect();
+        let v = Verifier::start(rx.clone(), vec![planned.clone()], HashAlgo::Blake3);
+        v.check(written[..2].to_vec());
+        v.check(Vec::new());
+        v.check(written[2..].to_vec());
+        assert_eq!(v.finish().unwrap(), Checked { chunks: 3, bad: 1 });
+        // A chunk outside the plan is an error, not a pass.
+        let v = Verifier::start(rx, vec![planned], HashAlgo::Blake3);
+        let mut outside = written[0];
+        outside.offset = 3 << 12;
+        v.check(vec![outside]);
+        assert!(v.finish().is_err());
+    }
+}
