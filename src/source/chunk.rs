@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crate::layout::ranges::RangeSet;
 use crate::proto::codec::{CHUNK_HEAD, MAX_FRAME, chunk_head};
 use crate::proto::digest;
-use crate::proto::message::{Chunk, ChunkHeader, Codec, HashAlgo};
+use crate::proto::message::{ChunkHeader, Codec, HashAlgo};
 
 /// Default chunk size: the unit of transfer and hashing.
 pub const CHUNK_SIZE: u64 = 1 << 20;
@@ -48,14 +48,16 @@ impl Preparer {
     }
 
     /// The wire chunk for `data` going to `target` at `offset`: zero chunks
-    /// carry no data; data that does not shrink travels raw.
+    /// carry no data; data that does not shrink travels raw. The reference
+    /// that [`Preparer::frame`], which every pass uses, is tested against.
+    #[cfg(test)]
     pub fn prepare(
         &mut self,
         seq: u64,
         target: u32,
         offset: u64,
         data: &[u8],
-    ) -> std::io::Result<Chunk> {
+    ) -> std::io::Result<crate::proto::message::Chunk> {
         let hash = digest::hash(self.algo, data);
         let crc64 = digest::crc64(data);
         let (codec, payload) = if digest::is_zero(data) {
@@ -68,7 +70,7 @@ impl Preparer {
                 (Codec::None, Bytes::copy_from_slice(data))
             }
         };
-        Ok(Chunk {
+        Ok(crate::proto::message::Chunk {
             header: ChunkHeader {
                 seq,
                 target,

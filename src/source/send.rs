@@ -22,7 +22,7 @@ use super::streams;
 use super::tally::{Tally, VolumeSummary};
 use super::volumes::{SourceVolume, open_volumes};
 use crate::disk::sysfs::Roots;
-use crate::proto::codec::{MAX_FRAME, encode, write_message};
+use crate::proto::codec::{MAX_FRAME, write_message};
 use crate::proto::message::*;
 
 pub use super::link::DATA_PORT;
@@ -428,9 +428,8 @@ async fn compare_pass(
                 v.reader
                     .read_exact_at(&mut data, c.offset)
                     .with_context(|| format!("reading {} at byte {}", v.name, c.offset))?;
-                let chunk = prep.prepare(seq, c.target, c.offset, &data)?;
-                let zero = chunk.header.codec == Codec::Zero;
-                let frame = encode(&Message::Chunk(chunk), MAX_FRAME)?;
+                let (header, frame) = prep.frame(seq, c.target, c.offset, &data)?;
+                let zero = header.codec == Codec::Zero;
                 let covers = Covers {
                     volume: c.target,
                     len: c.len,

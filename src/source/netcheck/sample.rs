@@ -8,8 +8,6 @@ use anyhow::{Context, bail};
 
 use super::{COMPRESS_SAMPLE_BYTES, NetcheckConfig, PROGRESS_EVERY, Stage};
 use crate::disk::ReadAt;
-use crate::proto::codec::{MAX_FRAME, encode};
-use crate::proto::message::Message;
 use crate::source::chunk::{CHUNK_SIZE, Preparer, pieces};
 use crate::source::volumes::SourceVolume;
 
@@ -151,8 +149,7 @@ pub(super) fn compress(
                             return Ok((all, first, wire));
                         }
                         let data = &kept[i % kept.len()];
-                        let chunk = prep.prepare(i as u64, 0, 0, data)?;
-                        let frame = encode(&Message::Chunk(chunk), MAX_FRAME)?;
+                        let (_, frame) = prep.frame(i as u64, 0, 0, data)?;
                         all += data.len() as u64;
                         if i < kept.len() {
                             first += data.len() as u64;
