@@ -182,6 +182,10 @@ pub async fn write_message<W: AsyncWrite + Unpin>(
 ) -> Result<(), FrameError> {
     let frame = encode(msg, max)?;
     w.write_all(&frame).await?;
+    // Over TLS a write may leave records in the session's buffer when the
+    // socket is full; a peer that then waits for an answer (Finish, a hash
+    // query) would wait for ever. Flushing sends them.
+    w.flush().await?;
     Ok(())
 }
 

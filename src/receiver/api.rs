@@ -507,6 +507,7 @@ pub async fn request(
         body.len()
     );
     tls.write_all(req.as_bytes()).await?;
+    tls.flush().await?;
     let mut raw = Vec::new();
     // The server closes after the response (Connection: close); a missing
     // close_notify is not an error for a response we have whole.
