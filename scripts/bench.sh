@@ -14,8 +14,9 @@
 # moved over 127.0.0.1 three times each by `ferry send`/`ferry receive` (TLS),
 # by `dd bs=4M | zstd -1 -T2 | nc` into `nc -l | zstd -d | dd`, and by
 # `partclone.ext4 -c | zstd -1 -T2 | nc` restored with `partclone.ext4 -r`;
-# then 1% of the files change and an incremental ferry pass is compared with
-# `rsync --inplace --no-whole-file` of the image. Medians, CPU seconds, peak
+# then, three times, another 1% of the files change and an incremental ferry
+# pass (caches dropped) is compared with `rsync --inplace --no-whole-file` of
+# the image. Medians, CPU seconds, peak
 # RSS, bytes on the wire and ratios are printed.
 # Needs root (loop devices, mount).
 set -euo pipefail
@@ -175,35 +176,52 @@ bench_transfer() {
     echo "CPU s per used GB (ferry, both ends): $(printf '%.2f' "$(echo "$(printf '%s\n' "${f_cpu[@]}" | median) / ($used / 1000000000)" | bc -l)")"
 
     echo
-    echo "== incremental: change 1% of the files, then ferry --pass incremental vs rsync"
+    echo "== incremental: three rounds, each changing another 1% of the files, then ferry --pass incremental vs rsync"
     cp --sparse=always "$work/tgt.img" "$work/rsync.img"
+    declare -a i_wall i_wire r_wall r_wire
+    # The files are taken in order, a fresh 1% each round.
+    local -a files
     lo=$(losetup -f --show -o $((2048 * 512)) "$src"); LOOPS+=("$lo")
-    mkdir -p "$work/mnt"; mount "$lo" "$work/mnt"
-    local changed=0 target=$(( used / 100 )) f
-    while IFS= read -r f; do
-        local sz; sz=$(stat -c %s "$f")
-        openssl rand -out "$f.new" "$sz" && mv "$f.new" "$f"
-        changed=$((changed + sz))
-        ((changed >= target)) && break
-    done < <(find "$work/mnt/share" -type f -size +64k | sort)
+    mkdir -p "$work/mnt"; mount -o ro "$lo" "$work/mnt"
+    mapfile -t files < <(cd "$work/mnt" && find share -type f -size +64k | sort)
     umount "$work/mnt"; losetup -d "$lo"
-    echo "rewrote $((changed >> 20)) MiB of files"
-    timed "$work/rx.time" "$ferry" receive --target "$work/tgt.img" --state-dir "$work/state" \
-        --listen 127.0.0.1 --data-port $port --api-port 0 --code BNCH-MARK > "$work/rx.out" 2>/dev/null &
-    local rxpid=$!
-    until grep -q '^pairing code' "$work/rx.out" 2>/dev/null; do sleep 0.1; done
-    local fp; fp=$(awk '/^fingerprint:/ {print $2}' "$work/rx.out")
-    timed "$work/inc.time" "$ferry" send --receiver 127.0.0.1:$port --fingerprint "$fp" --code bnch-mark \
-        --pass incremental --json "$src" > "$work/inc.json"
-    pkill -INT -f "ferry receive --target $work/tgt.img"; wait $rxpid || true
-    local iw; read -r iw _ < "$work/inc.time"
-    cmp "$src" "$work/tgt.img" && echo "incremental target equals the source"
-    timed "$work/rs.time" rsync --inplace --no-whole-file --stats "$src" "$work/rsync.img" > "$work/rs.out"
-    local rw; read -r rw _ < "$work/rs.time"
-    local rsent; rsent=$(awk -F': ' '/Literal data/ {gsub(/[ ,a-z]/, "", $2); print $2}' "$work/rs.out")
-    printf '%-26s %8s %14s\n' "incremental (1% changed)" "wall s" "bytes on wire"
-    printf '%-26s %8.2f %14d\n' "ferry --pass incremental" "$iw" "$(jq .wire_bytes "$work/inc.json")"
-    printf '%-26s %8.2f %14d\n' "rsync --no-whole-file" "$rw" "$rsent"
+    local next=0 round
+    for round in 1 2 3; do
+        lo=$(losetup -f --show -o $((2048 * 512)) "$src"); LOOPS+=("$lo")
+        mount "$lo" "$work/mnt"
+        local changed=0 target=$(( used / 100 )) f
+        while ((changed < target && next < ${#files[@]})); do
+            f="$work/mnt/${files[next]}"; next=$((next + 1))
+            local sz; sz=$(stat -c %s "$f")
+            openssl rand -out "$f.new" "$sz" && mv "$f.new" "$f"
+            changed=$((changed + sz))
+        done
+        umount "$work/mnt"; losetup -d "$lo"
+        echo "round $round: rewrote $((changed >> 20)) MiB of files"
+        timed "$work/rx.time" "$ferry" receive --target "$work/tgt.img" --state-dir "$work/state" \
+            --listen 127.0.0.1 --data-port $port --api-port 0 --code BNCH-MARK > "$work/rx.out" 2>/dev/null &
+        local rxpid=$!
+        until grep -q '^pairing code' "$work/rx.out" 2>/dev/null; do sleep 0.1; done
+        local fp; fp=$(awk '/^fingerprint:/ {print $2}' "$work/rx.out")
+        # Cold caches, as on a source booted again later.
+        sync; echo 3 > /proc/sys/vm/drop_caches
+        timed "$work/inc.time" "$ferry" send --receiver 127.0.0.1:$port --fingerprint "$fp" --code bnch-mark \
+            --pass incremental --json "$src" > "$work/inc.json"
+        pkill -INT -f "ferry receive --target $work/tgt.img"; wait $rxpid || true
+        local w; read -r w _ < "$work/inc.time"; i_wall+=("$w")
+        i_wire+=("$(jq .wire_bytes "$work/inc.json")")
+        cmp "$src" "$work/tgt.img" && echo "round $round: incremental target equals the source"
+        sync; echo 3 > /proc/sys/vm/drop_caches
+        timed "$work/rs.time" rsync --inplace --no-whole-file --stats "$src" "$work/rsync.img" > "$work/rs.out"
+        read -r w _ < "$work/rs.time"; r_wall+=("$w")
+        r_wire+=("$(awk -F': ' '/Literal data/ {gsub(/[ ,a-z]/, "", $2); print $2}' "$work/rs.out")")
+    done
+    local iw rw
+    iw=$(printf '%s\n' "${i_wall[@]}" | median)
+    rw=$(printf '%s\n' "${r_wall[@]}" | median)
+    printf '%-26s %8s %14s\n' "incremental, median of 3" "wall s" "bytes on wire"
+    printf '%-26s %8.2f %14d\n' "ferry --pass incremental" "$iw" "$(printf '%s\n' "${i_wire[@]}" | median)"
+    printf '%-26s %8.2f %14d\n' "rsync --no-whole-file" "$rw" "$(printf '%s\n' "${r_wire[@]}" | median)"
     echo "ferry incremental / ferry full: $(printf '%.2f' "$(echo "$iw / $fw" | bc -l)") (target <= 0.25)"
     echo "ferry full / dd pipeline: $(printf '%.2f' "$(echo "$fw / $dw" | bc -l)") (target <= 0.50)"
 }

@@ -425,6 +425,66 @@ fn incremental_sends_only_changed_chunks_and_verify_finds_damage() {
     );
 }
 
+/// How many times the receiver's events say it answered from its hash record.
+fn from_record(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("state/events.jsonl"))
+        .unwrap()
+        .matches("answered from the hash record")
+        .count()
+}
+
+#[test]
+fn incremental_passes_trust_the_hash_record_only_while_the_target_is_unchanged() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = disk_image(t.path());
+    let t0 = t.path().join("t0.img");
+    let r = start(t.path(), vec![t0.clone()], false);
+    send(&config(&r, &[&disk])).unwrap();
+    let mut inc = config(&r, &[&disk]);
+    inc.pass = Pass::Incremental;
+    let same = send(&inc).unwrap();
+    assert_eq!((same.compared, same.chunks_sent), (6, 0));
+    assert_eq!(from_record(t.path()), 1, "the record answered");
+
+    // Written behind the receiver's back: the stamps moved, so the target
+    // is read and the damaged chunk sent again.
+    let src = std::fs::read(&disk).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut tgt = std::fs::read(&t0).unwrap();
+    tgt[(2 << 20) + 9] ^= 0x10;
+    std::fs::write(&t0, &tgt).unwrap();
+    let fixed = send(&inc).unwrap();
+    assert_eq!((fixed.compared, fixed.chunks_sent), (6, 1));
+    assert_eq!(from_record(t.path()), 1, "the target was read");
+    assert_eq!(std::fs::read(&t0).unwrap(), src);
+    send(&inc).unwrap();
+    assert_eq!(
+        from_record(t.path()),
+        2,
+        "trusted again after a finished pass"
+    );
+
+    // A change the stamps cannot see (here: stamps forged to match) is
+    // what a verify pass is for: it reads the target, and the record is
+    // not trusted again until a pass has rewritten it.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    tgt = src.clone();
+    tgt[(4 << 20) + 3] ^= 1;
+    std::fs::write(&t0, &tgt).unwrap();
+    let jp = t.path().join("state/tasks/t1.json");
+    let mut j: serde_json::Value = serde_json::from_slice(&std::fs::read(&jp).unwrap()).unwrap();
+    let now = ferry::receiver::hashlog::stamps(&r.rx.targets, &r.rx.roots).unwrap();
+    j["stamps"] = serde_json::to_value(now).unwrap();
+    std::fs::write(&jp, serde_json::to_vec(&j).unwrap()).unwrap();
+    let mut ver = config(&r, &[&disk]);
+    ver.pass = Pass::Verify;
+    assert_eq!(send(&ver).unwrap().mismatches.len(), 1);
+    let healed = send(&inc).unwrap();
+    assert_eq!((healed.compared, healed.chunks_sent), (6, 1));
+    assert_eq!(from_record(t.path()), 2, "the target was read");
+    assert_eq!(std::fs::read(&t0).unwrap(), src);
+}
+
 #[test]
 fn extra_streams_carry_a_pass() {
     let t = tempfile::tempdir().unwrap();

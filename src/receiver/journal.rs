@@ -18,6 +18,12 @@ pub struct Journal {
     pub durable_seq: u64,
     pub durable_bytes: u64,
     pub finished: bool,
+    /// The hash record (`<task>.hashes`) held every chunk of this plan when
+    /// the pass finished, and the targets looked like `stamps`.
+    #[serde(default)]
+    pub hashes_complete: bool,
+    #[serde(default)]
+    pub stamps: Vec<super::hashlog::Stamp>,
 }
 
 /// Task names become file names: keep them tame.
@@ -72,6 +78,8 @@ mod tests {
             durable_seq: 5,
             durable_bytes: 5 << 20,
             finished: false,
+            hashes_complete: false,
+            stamps: Vec::new(),
         };
         j.save(t.path()).unwrap();
         assert_eq!(Journal::load(t.path(), "t1").unwrap(), Some(j));

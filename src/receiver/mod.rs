@@ -3,6 +3,7 @@
 pub mod api;
 pub mod conn;
 pub mod echo;
+pub mod hashlog;
 pub mod join;
 pub mod journal;
 pub mod pool;

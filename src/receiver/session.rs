@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::conn::hello;
 pub use super::conn::{HELLO_TIMEOUT, IDLE_TIMEOUT, PAUSED_TIMEOUT, Refusal};
 pub(crate) use super::conn::{next, refuse, send};
+use super::hashlog;
 use super::join::Joined;
 use super::journal::Journal;
 use super::server::Receiver;
@@ -75,6 +76,8 @@ where
     // the source offers hashes and sends only what the target lacks. An
     // incremental pass continues only an interrupted one (after a finished
     // pass it compares everything); full and verify passes start at 0.
+    let record =
+        hashlog::SessionRecord::open(rx, &hello.task, journal.as_ref(), &digest, layout.pass)?;
     let (resume_seq, compare) = match (&journal, layout.pass) {
         (Some(j), Pass::Resume) if j.layout_digest == digest => (j.durable_seq, false),
         (_, Pass::Resume) => (0, true),
@@ -95,6 +98,8 @@ where
             .filter(|_| resume_seq > 0)
             .map_or(0, |j| j.durable_bytes),
         finished: false,
+        hashes_complete: false,
+        stamps: Vec::new(),
     };
     let mut tracker = Tracker::new(&layout, resume_seq)?;
     let mut ctl = rx.tasks.begin(tracker.status(
@@ -114,6 +119,14 @@ where
         }),
     )
     .await?;
+    if record.trusted {
+        events::log(
+            &rx.state_dir,
+            &hello.task,
+            "task-start",
+            "the targets are unchanged since the last pass: hash queries are answered from the hash record",
+        );
+    }
     if compare {
         events::log(
             &rx.state_dir,
@@ -190,6 +203,7 @@ where
                 }
             };
             let zero = header.codec == Codec::Zero;
+            record.note(header.seq, &header.hash)?;
             tracker.written(&header, zero, wire);
             in_flight.remove(&header.seq);
             if multi {
@@ -313,8 +327,20 @@ where
                 }
                 Message::HashQuery(q) => {
                     drain!();
-                    let have =
-                        tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &q.chunks))?;
+                    tracker.check_query(q.first_seq, &q.chunks)?;
+                    let have = if record.trusted {
+                        record.answer(q.first_seq, &q.chunks)?
+                    } else {
+                        let have = tokio::task::block_in_place(|| {
+                            rx.holds(&planned, layout.hash, &q.chunks)
+                        })?;
+                        for (i, c) in q.chunks.iter().enumerate() {
+                            if have[i] {
+                                record.note(q.first_seq + i as u64, &c.hash)?;
+                            }
+                        }
+                        have
+                    };
                     let hashes: Vec<[u8; 32]> = q.chunks.iter().map(|c| c.hash).collect();
                     tracker.answered(q.first_seq, &have, &hashes, layout.pass == Pass::Verify);
                     let held: Vec<&ChunkRef> =
@@ -345,6 +371,7 @@ where
                 Message::Checkpoint { seq } => {
                     drain!();
                     tokio::task::block_in_place(|| rx.sync())?;
+                    record.sync()?;
                     verifier.check(std::mem::take(&mut written));
                     let bad = verifier.bad_so_far();
                     if bad > 0 {
@@ -430,6 +457,13 @@ where
         rx.tasks.set_state(task, TaskState::Cleaning, None);
         journal.durable_seq = chunks.max(expect);
         journal.finished = true;
+        if let Some(stamps) = record.finish(rx, tracker.rows.len() as u64)? {
+            journal.hashes_complete = true;
+            journal.stamps = stamps;
+        }
+        if layout.pass == Pass::Verify && tracker.differing() > 0 {
+            hashlog::distrust(&rx.state_dir, task);
+        }
         save(&journal, persist, &rx.state_dir)?;
         tracker.write(&rx.state_dir, &hello.task, &pass_name, &hello.source, Vec::new());
         rx.tasks.set_state(task, TaskState::Finished, None);

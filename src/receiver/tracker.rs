@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::session::{Refusal, refuse};
 use crate::layout::ranges::RangeSet;
 use crate::proto::digest;
-use crate::proto::message::{ChunkHeader, ErrorCode, HashAlgo, Layout};
+use crate::proto::message::{ChunkHeader, ChunkRef, ErrorCode, HashAlgo, Layout};
 use crate::report::events::utc_now;
 use crate::report::files::{self, ChunkRow, Status, TaskReport, VolumeReport};
 use crate::report::task::TaskStatus;
@@ -141,18 +141,32 @@ impl Tracker {
 
     /// A chunk must be the one its sequence number names in the plan.
     pub fn check(&self, h: &ChunkHeader) -> Result<(), Refusal> {
-        let s = h.seq as usize;
+        self.is_planned(h.seq, h.target, h.offset, h.len, "chunk")
+    }
+
+    /// Each chunk of a hash query must be the one the plan has at its place.
+    pub fn check_query(&self, first_seq: u64, chunks: &[ChunkRef]) -> Result<(), Refusal> {
+        chunks.iter().enumerate().try_for_each(|(i, c)| {
+            let seq = first_seq.saturating_add(i as u64);
+            self.is_planned(seq, c.target, c.offset, c.len, "hash query for chunk")
+        })
+    }
+
+    fn is_planned(
+        &self,
+        seq: u64,
+        target: u32,
+        offset: u64,
+        len: u32,
+        what: &str,
+    ) -> Result<(), Refusal> {
+        let s = seq as usize;
         match (self.rows.get(s), self.place.get(s)) {
-            (Some(r), Some(&(_, target, offset)))
-                if r.len == h.len && target == h.target && offset == h.offset =>
-            {
-                Ok(())
-            }
+            (Some(r), Some(&(_, t, o))) if r.len == len && t == target && o == offset => Ok(()),
             _ => Err(refuse(
                 ErrorCode::OutOfExtent,
                 format!(
-                    "chunk {} ({} bytes at {} on target {}) is not the chunk the plan has there; nothing written",
-                    h.seq, h.len, h.offset, h.target
+                    "{what} {seq} ({len} bytes at {offset} on target {target}) is not the chunk the plan has there; nothing written"
                 ),
             )),
         }
@@ -192,6 +206,14 @@ impl Tracker {
                 self.volumes[vi].chunks_failed += 1;
             }
         }
+    }
+
+    /// Chunks a verify pass found different on the target.
+    pub fn differing(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| r.status == Status::Differs)
+            .count()
     }
 
     pub fn failed(&mut self, seq: u64, why: &str) {

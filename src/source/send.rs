@@ -369,6 +369,10 @@ async fn compare_pass(
     // while the receiver hashes its target for the one before.
     let mut asked: std::collections::VecDeque<Vec<(u64, ChunkRef)>> = Default::default();
     let mut next_seq = 0;
+    // Checkpoints as in a sending pass: after so many bytes sent or so many
+    // seconds, not after every batch (each costs the receiver a journal
+    // fsync, and most batches of an incremental pass send nothing).
+    let (mut since_checkpoint, mut last_checkpoint) = (0u64, std::time::Instant::now());
     loop {
         let done = match items.recv().await {
             Some(Item::Hashed { seq, chunk }) => {
@@ -444,9 +448,13 @@ async fn compare_pass(
                     report,
                 )
                 .await?;
+                since_checkpoint += c.len as u64;
             }
-            if cfg.pass != Pass::Verify {
+            let due = since_checkpoint >= cfg.checkpoint_bytes
+                || last_checkpoint.elapsed() >= CHECKPOINT_EVERY;
+            if cfg.pass != Pass::Verify && due {
                 write_message(w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
+                (since_checkpoint, last_checkpoint) = (0, std::time::Instant::now());
             }
             // Stopped by the receiver's operator: wait for the start.
             while paused {
