@@ -121,6 +121,83 @@ fn root_ext4_with_garbage_in_free_blocks() {
     assert_eq!(digests(mt.path()), want, "every file matches");
 }
 
+/// An incremental pass after files changed on the source: new blocks in
+/// use change the plan, yet the receiver answers the chunks that stayed put
+/// from its record (carried over to the new plan) and reads only the rest;
+/// the target ends identical and clean.
+#[test]
+fn root_incremental_after_files_changed_carries_the_hash_record_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src.img");
+    run(
+        "cp",
+        &[
+            "--sparse=always",
+            &fixtures().join("whole.img").display().to_string(),
+            &src.display().to_string(),
+        ],
+    );
+    let target = tmp.path().join("target.img");
+    let rx = spawn_receiver(tmp.path(), &[&target], "ROOT-TEST").unwrap();
+    let send = |pass: &str| -> serde_json::Value {
+        let out = rx
+            .sender("root-test")
+            .args(["--pass", pass])
+            .arg(&src)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{pass}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let full = send("full");
+
+    // Write a new 3 MiB file on the source: its blocks were free, so the
+    // used map (and the plan) changes.
+    {
+        let l = Loop::attach(&src, 0, None, None, false);
+        let mnt = tempfile::tempdir().unwrap();
+        let m = mnt.path().display().to_string();
+        run(
+            "mount",
+            &["-t", "ext4", &l.path().display().to_string(), &m],
+        );
+        let mut data = vec![0u8; 3 << 20];
+        blake3::Hasher::new()
+            .update(b"new file")
+            .finalize_xof()
+            .fill(&mut data);
+        std::fs::write(mnt.path().join("ferry-new.bin"), &data).unwrap();
+        run("umount", &[&m]);
+    }
+    let inc = send("incremental");
+    let events = std::fs::read_to_string(tmp.path().join("state/events.jsonl")).unwrap();
+    assert_eq!(
+        events.matches("answered from the hash record").count(),
+        1,
+        "{events}"
+    );
+    assert_ne!(inc["chunks"], full["chunks"], "the plan changed");
+    let (chunks, sent) = (
+        inc["chunks"].as_u64().unwrap(),
+        inc["chunks_sent"].as_u64().unwrap(),
+    );
+    assert_eq!(inc["compared"].as_u64().unwrap(), chunks);
+    assert!((3..chunks / 2).contains(&sent), "{inc}");
+    drop(rx);
+
+    run("e2fsck", &["-fn", &target.display().to_string()]);
+    let ls = Loop::attach(&src, 0, None, None, true);
+    let lt = Loop::attach(&target, 0, None, None, true);
+    let (ms, mt) = (Mount::new(ls.path(), "ext4"), Mount::new(lt.path(), "ext4"));
+    let want = digests(ms.path());
+    assert!(want.iter().any(|(p, _)| p == "./ferry-new.bin"), "{want:?}");
+    assert_eq!(digests(mt.path()), want, "every file matches");
+}
+
 #[test]
 fn root_targets_too_small_or_in_use_are_refused_before_writing() {
     fixtures();

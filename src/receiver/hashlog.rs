@@ -27,8 +27,10 @@ use super::journal::Journal;
 use super::server::Receiver;
 use super::session::{Refusal, refuse};
 use super::sink::Target;
+use super::tracker::Tracker;
 use crate::disk::sysfs;
-use crate::proto::message::{ChunkRef, ErrorCode, Pass};
+use crate::proto::codec::{MAX_FRAME, decode, encode};
+use crate::proto::message::{ChunkRef, ErrorCode, Layout, Message, Pass};
 
 /// Bytes per chunk record: a known flag and a 32-byte hash.
 pub const RECORD: usize = 33;
@@ -129,30 +131,74 @@ fn internal(e: io::Error) -> Refusal {
 }
 
 impl SessionRecord {
-    /// `journal` is the task's journal before this session; `digest` the
-    /// plan's. A verify pass leaves the record alone; a new plan starts it
-    /// afresh; an incremental pass trusts it when the journal says it was
+    /// `journal` is the task's journal before this session. A verify pass
+    /// leaves the record alone. The same plan keeps its record. A new plan
+    /// starts afresh, except that an incremental pass after a finished one
+    /// carries over the hashes of every chunk that lands on the same bytes
+    /// of the same target in both plans (files rewritten on the source
+    /// change its used map, hence the plan, but most chunks stay put).
+    /// An incremental pass trusts the record when the journal says it was
     /// complete and the targets' stamps have not moved.
     pub fn open(
         rx: &Receiver,
         task: &str,
         journal: Option<&Journal>,
-        digest: &str,
-        pass: Pass,
+        layout: &Layout,
     ) -> Result<SessionRecord, Refusal> {
+        let digest = super::session::layout_digest(layout);
         let same_plan = journal.is_some_and(|j| j.layout_digest == digest);
-        let trusted = pass == Pass::Incremental
+        let trusted = layout.pass == Pass::Incremental
             && journal.is_some_and(|j| {
-                same_plan
-                    && j.finished
+                j.finished
                     && j.hashes_complete
                     && stamps(&rx.targets, &rx.roots).is_some_and(|now| now == j.stamps)
             });
-        let log = match pass {
-            Pass::Verify => None,
-            _ => Some(HashLog::open(&rx.state_dir, task, !same_plan).map_err(internal)?),
+        if layout.pass == Pass::Verify {
+            return Ok(SessionRecord {
+                log: None,
+                trusted: false,
+            });
+        }
+        let dir = &rx.state_dir;
+        if same_plan {
+            let log = HashLog::open(dir, task, false).map_err(internal)?;
+            return Ok(SessionRecord {
+                log: Some(log),
+                trusted,
+            });
+        }
+        let old = match journal {
+            Some(j) if trusted => load_layout(dir, task, &j.layout_digest),
+            _ => None,
         };
-        Ok(SessionRecord { log, trusted })
+        let carried = old.is_some();
+        let log = match old {
+            Some(old) => carry_over(dir, task, &old, layout)?,
+            None => HashLog::open(dir, task, true).map_err(internal)?,
+        };
+        save_layout(dir, task, layout).map_err(internal)?;
+        Ok(SessionRecord {
+            log: Some(log),
+            trusted: carried,
+        })
+    }
+
+    /// What a trusted record says of each chunk of a query: held, not
+    /// held, or `None` (unknown: read the target). All `None` untrusted.
+    pub fn answer(
+        &self,
+        first_seq: u64,
+        chunks: &[ChunkRef],
+    ) -> Result<Vec<Option<bool>>, Refusal> {
+        let known = match (&self.log, self.trusted) {
+            (Some(l), true) => l.get(first_seq, chunks.len()).map_err(internal)?,
+            _ => vec![None; chunks.len()],
+        };
+        Ok(chunks
+            .iter()
+            .zip(known)
+            .map(|(c, k)| k.map(|h| h == c.hash))
+            .collect())
     }
 
     /// Chunk `seq` now holds bytes with `hash` (written, or found held).
@@ -168,19 +214,6 @@ impl SessionRecord {
             .map_or(Ok(()), |l| l.sync().map_err(internal))
     }
 
-    /// A trusted record's answer to a hash query: which chunks it holds.
-    pub fn answer(&self, first_seq: u64, chunks: &[ChunkRef]) -> Result<Vec<bool>, Refusal> {
-        let known = match &self.log {
-            Some(l) => l.get(first_seq, chunks.len()).map_err(internal)?,
-            None => vec![None; chunks.len()],
-        };
-        Ok(chunks
-            .iter()
-            .zip(known)
-            .map(|(c, k)| k == Some(c.hash))
-            .collect())
-    }
-
     /// At the end of a pass that wrote: the stamps to keep in the journal
     /// when the record holds all `chunks` of the plan (a state dir from
     /// before hash records, or a lost file, does not), else `None`.
@@ -192,6 +225,55 @@ impl SessionRecord {
         }
         Ok(stamps(&rx.targets, &rx.roots))
     }
+}
+
+fn layout_path(state_dir: &Path, task: &str) -> PathBuf {
+    state_dir.join("tasks").join(format!("{task}.layout"))
+}
+
+/// Keep the plan the record is indexed by (its Layout frame).
+fn save_layout(state_dir: &Path, task: &str, layout: &Layout) -> io::Result<()> {
+    let frame = encode(&Message::Layout(layout.clone()), MAX_FRAME)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    crate::report::files::write_atomic(&layout_path(state_dir, task), &frame)
+}
+
+/// The plan the record was indexed by, if it is the journal's (`digest`).
+fn load_layout(state_dir: &Path, task: &str, digest: &str) -> Option<Layout> {
+    let bytes = bytes::Bytes::from(std::fs::read(layout_path(state_dir, task)).ok()?);
+    match decode(&bytes, MAX_FRAME) {
+        Ok(Some((Message::Layout(l), _))) if super::session::layout_digest(&l) == digest => Some(l),
+        _ => None,
+    }
+}
+
+/// A fresh record for `new` holding the old record's hash of every chunk
+/// that has the same target, offset and length in both plans.
+fn carry_over(
+    state_dir: &Path,
+    task: &str,
+    old: &Layout,
+    new: &Layout,
+) -> Result<HashLog, Refusal> {
+    let old_places: Vec<(u32, u64, u32)> = Tracker::new(old, 0)?.places().collect();
+    let mut by_place: Vec<((u32, u64, u32), u64)> = old_places
+        .into_iter()
+        .enumerate()
+        .map(|(s, p)| (p, s as u64))
+        .collect();
+    by_place.sort_unstable();
+    let old_log = HashLog::open(state_dir, task, false).map_err(internal)?;
+    let known: Vec<Option<[u8; 32]>> = old_log.get(0, by_place.len()).map_err(internal)?;
+    drop(old_log);
+    let log = HashLog::open(state_dir, task, true).map_err(internal)?;
+    for (seq, place) in Tracker::new(new, 0)?.places().enumerate() {
+        if let Ok(i) = by_place.binary_search_by(|(p, _)| p.cmp(&place))
+            && let Some(h) = known[by_place[i].1 as usize]
+        {
+            log.record(seq as u64, &h).map_err(internal)?;
+        }
+    }
+    Ok(log)
 }
 
 /// A verify pass found the targets differ from the source: the record

@@ -76,8 +76,7 @@ where
     // the source offers hashes and sends only what the target lacks. An
     // incremental pass continues only an interrupted one (after a finished
     // pass it compares everything); full and verify passes start at 0.
-    let record =
-        hashlog::SessionRecord::open(rx, &hello.task, journal.as_ref(), &digest, layout.pass)?;
+    let record = hashlog::SessionRecord::open(rx, &hello.task, journal.as_ref(), &layout)?;
     let (resume_seq, compare) = match (&journal, layout.pass) {
         (Some(j), Pass::Resume) if j.layout_digest == digest => (j.durable_seq, false),
         (_, Pass::Resume) => (0, true),
@@ -328,19 +327,19 @@ where
                 Message::HashQuery(q) => {
                     drain!();
                     tracker.check_query(q.first_seq, &q.chunks)?;
-                    let have = if record.trusted {
-                        record.answer(q.first_seq, &q.chunks)?
-                    } else {
-                        let have = tokio::task::block_in_place(|| {
-                            rx.holds(&planned, layout.hash, &q.chunks)
-                        })?;
-                        for (i, c) in q.chunks.iter().enumerate() {
-                            if have[i] {
-                                record.note(q.first_seq + i as u64, &c.hash)?;
-                            }
+                    // From the record where it knows the chunk; the rest
+                    // (all of them when it is not trusted) from the target.
+                    let known = record.answer(q.first_seq, &q.chunks)?;
+                    let unknown: Vec<usize> = (0..q.chunks.len()).filter(|&i| known[i].is_none()).collect();
+                    let refs: Vec<ChunkRef> = unknown.iter().map(|&i| q.chunks[i]).collect();
+                    let read = tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &refs))?;
+                    let mut have: Vec<bool> = known.iter().map(|k| k.unwrap_or(false)).collect();
+                    for (&i, held) in unknown.iter().zip(read) {
+                        have[i] = held;
+                        if held {
+                            record.note(q.first_seq + i as u64, &q.chunks[i].hash)?;
                         }
-                        have
-                    };
+                    }
                     let hashes: Vec<[u8; 32]> = q.chunks.iter().map(|c| c.hash).collect();
                     tracker.answered(q.first_seq, &have, &hashes, layout.pass == Pass::Verify);
                     let held: Vec<&ChunkRef> =
@@ -532,7 +531,7 @@ fn save(journal: &Journal, persist: bool, state_dir: &std::path::Path) -> Result
 
 /// BLAKE3 of the layout's encoding with the pass left out (a resume runs the
 /// same plan as the pass it continues), as hex.
-fn layout_digest(l: &Layout) -> String {
+pub(crate) fn layout_digest(l: &Layout) -> String {
     let mut w = crate::proto::wire::Writer::default();
     let plan = Layout {
         pass: Pass::Full,

@@ -139,6 +139,15 @@ impl Tracker {
         s as u64
     }
 
+    /// Where each chunk of the plan lands, in sequence order: target,
+    /// offset on it and length.
+    pub fn places(&self) -> impl Iterator<Item = (u32, u64, u32)> + '_ {
+        self.place
+            .iter()
+            .zip(&self.rows)
+            .map(|(&(_, target, offset), r)| (target, offset, r.len))
+    }
+
     /// A chunk must be the one its sequence number names in the plan.
     pub fn check(&self, h: &ChunkHeader) -> Result<(), Refusal> {
         self.is_planned(h.seq, h.target, h.offset, h.len, "chunk")
