@@ -64,7 +64,7 @@ tier_lint() {
 
 tier_fast() {
     say "fast: unit and CLI tests (no root)"
-    cargo_test --locked --lib --test cli --test transfer --test resume --test api --test job --test netcheck
+    cargo_test --locked --lib --test cli --test transfer --test resume --test api --test job --test netcheck --test boot
 }
 
 tier_root() {

@@ -3,6 +3,7 @@
 //! The library holds every operation; `src/main.rs`, the TUI and the unattended
 //! boot mode are thin callers.
 
+pub mod boot;
 pub mod cli;
 pub mod disk;
 pub mod inventory;

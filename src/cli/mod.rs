@@ -1,6 +1,7 @@
 //! Command line: clap derive, one file per subcommand.
 
 mod api;
+mod boot;
 mod inventory;
 mod netcheck;
 mod receive;
@@ -33,6 +34,9 @@ pub enum Command {
     /// One request to a receiver's control API (port 8080): status, a task,
     /// its report, events, metrics; stop, start, rate limit.
     Api(api::ApiArgs),
+    /// Run what the `ferry.*` kernel arguments say (the boot image's /init
+    /// runs this).
+    Boot(boot::BootArgs),
 }
 
 /// Run the parsed command; returns the process exit code.
@@ -43,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Send(a) => send::run(a),
         Command::Netcheck(a) => netcheck::run(a),
         Command::Api(a) => api::run(a),
+        Command::Boot(a) => boot::run(a),
     }
 }
 
