@@ -50,9 +50,7 @@ fn source(dir: &Path, mib: usize) -> std::path::PathBuf {
 }
 
 fn sender(rx: &ReceiverProc, src: &Path, task: &str, rate: &str) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["send", "--receiver", &format!("127.0.0.1:{}", rx.port)])
-        .args(["--fingerprint", &rx.fingerprint, "--code", CODE])
+    rx.sender(CODE)
         .args(["--task", task, "--rate", rate, "--checkpoint-mib", "2"])
         .arg("--state-dir")
         .arg(src.with_file_name("src-state"))

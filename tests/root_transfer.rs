@@ -64,20 +64,9 @@ fn root_ext4_with_garbage_in_free_blocks() {
     // Receive into a fresh image and send.
     let target = tmp.path().join("target.img");
     let rx = spawn_receiver(tmp.path(), &[&target], "ROOT-TEST").unwrap();
-    let (port, fp) = (rx.port, rx.fingerprint.clone());
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "send",
-            "--receiver",
-            &format!("127.0.0.1:{port}"),
-            "--fingerprint",
-            &fp,
-            "--code",
-            "root-test",
-            "--state-dir",
-            "none",
-            "--json",
-        ])
+    let out = rx
+        .sender("root-test")
+        .args(["--state-dir", "none", "--json"])
         .arg(&src)
         .output()
         .unwrap();
@@ -142,7 +131,7 @@ fn root_incremental_after_files_changed_carries_the_hash_record_over() {
     let send = |pass: &str| -> serde_json::Value {
         let out = rx
             .sender("root-test")
-            .args(["--pass", pass])
+            .args(["--state-dir", "none", "--json", "--pass", pass])
             .arg(&src)
             .output()
             .unwrap();
@@ -210,19 +199,9 @@ fn root_targets_too_small_or_in_use_are_refused_before_writing() {
     std::fs::write(&small, vec![0u8; 4 << 20]).unwrap();
     let lo = Loop::attach(&small, 0, None, None, false);
     let rx = spawn_receiver(tmp.path(), &[lo.path()], "ROOT-TEST").unwrap();
-    let (port, fp) = (rx.port, rx.fingerprint.clone());
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
-            "send",
-            "--receiver",
-            &format!("127.0.0.1:{port}"),
-            "--fingerprint",
-            &fp,
-            "--code",
-            "root-test",
-            "--state-dir",
-            "none",
-        ])
+    let out = rx
+        .sender("root-test")
+        .args(["--state-dir", "none"])
         .arg(&src)
         .output()
         .unwrap();
@@ -293,9 +272,8 @@ fn root_block_device_sources_are_read_around_the_page_cache() {
             "ROOT-TEST",
         )
         .unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["send", "--receiver", &format!("127.0.0.1:{}", rx.port)])
-            .args(["--fingerprint", &rx.fingerprint, "--code", "root-test"])
+        let out = rx
+            .sender("root-test")
             .args(["--state-dir", "none"])
             .arg(lo.path())
             .output()

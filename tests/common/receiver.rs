@@ -18,15 +18,14 @@ pub struct ReceiverProc {
 }
 
 impl ReceiverProc {
-    /// `ferry send` to this receiver with `code`, no source records and a
-    /// JSON report; add the volumes and any other flags.
+    /// `ferry send` to this receiver with `code`; add the volumes and any
+    /// other flags.
     #[allow(dead_code)]
     pub fn sender(&self, code: &str) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
         c.arg("send")
             .args(["--receiver", &format!("127.0.0.1:{}", self.port)])
-            .args(["--fingerprint", &self.fingerprint, "--code", code])
-            .args(["--state-dir", "none", "--json"]);
+            .args(["--fingerprint", &self.fingerprint, "--code", code]);
         c
     }
 
