@@ -117,19 +117,25 @@ bench_transfer() {
     echo "used $((used >> 20)) MiB of $((logical >> 20)) MiB"
 
     local port=18703 i
-    declare -a f_wall f_cpu f_rss_s f_rss_r f_wire d_wall d_cpu d_wire p_wall p_cpu p_wire
-    for i in 1 2 3; do
-        # ferry: receiver and sender each under /usr/bin/time.
-        rm -rf "$work/state" "$work/tgt.img"
+    # One ferry pass of $src into $work/tgt.img over 127.0.0.1, both ends
+    # under /usr/bin/time (the receiver's figures in rx.time), caches
+    # dropped first: ferry_pass TIME_FILE JSON_FILE [send flags...]
+    ferry_pass() {
         timed "$work/rx.time" "$ferry" receive --target "$work/tgt.img" --state-dir "$work/state" \
             --listen 127.0.0.1 --data-port $port --api-port 0 --code BNCH-MARK > "$work/rx.out" 2>/dev/null &
         local rxpid=$!
         until grep -q '^pairing code' "$work/rx.out" 2>/dev/null; do sleep 0.1; done
         local fp; fp=$(awk '/^fingerprint:/ {print $2}' "$work/rx.out")
         sync; echo 3 > /proc/sys/vm/drop_caches
-        timed "$work/tx.time" "$ferry" send --receiver 127.0.0.1:$port --fingerprint "$fp" --code bnch-mark \
-            --json "$src" > "$work/tx.json"
+        timed "$1" "$ferry" send --receiver 127.0.0.1:$port --fingerprint "$fp" --code bnch-mark \
+            --json "${@:3}" "$src" > "$2"
         pkill -INT -f "ferry receive --target $work/tgt.img"; wait $rxpid || true
+    }
+    declare -a f_wall f_cpu f_rss_s f_rss_r f_wire d_wall d_cpu d_wire p_wall p_cpu p_wire
+    for i in 1 2 3; do
+        # ferry: receiver and sender each under /usr/bin/time.
+        rm -rf "$work/state" "$work/tgt.img"
+        ferry_pass "$work/tx.time" "$work/tx.json"
         read -r w u s m < "$work/tx.time"; read -r _ ru rs rm < "$work/rx.time"
         f_wall+=("$w"); f_cpu+=("$(echo "$u + $s + $ru + $rs" | bc)"); f_rss_s+=("$m"); f_rss_r+=("$rm")
         f_wire+=("$(jq .wire_bytes "$work/tx.json")")
@@ -198,16 +204,8 @@ bench_transfer() {
         done
         umount "$work/mnt"; losetup -d "$lo"
         echo "round $round: rewrote $((changed >> 20)) MiB of files"
-        timed "$work/rx.time" "$ferry" receive --target "$work/tgt.img" --state-dir "$work/state" \
-            --listen 127.0.0.1 --data-port $port --api-port 0 --code BNCH-MARK > "$work/rx.out" 2>/dev/null &
-        local rxpid=$!
-        until grep -q '^pairing code' "$work/rx.out" 2>/dev/null; do sleep 0.1; done
-        local fp; fp=$(awk '/^fingerprint:/ {print $2}' "$work/rx.out")
         # Cold caches, as on a source booted again later.
-        sync; echo 3 > /proc/sys/vm/drop_caches
-        timed "$work/inc.time" "$ferry" send --receiver 127.0.0.1:$port --fingerprint "$fp" --code bnch-mark \
-            --pass incremental --json "$src" > "$work/inc.json"
-        pkill -INT -f "ferry receive --target $work/tgt.img"; wait $rxpid || true
+        ferry_pass "$work/inc.time" "$work/inc.json" --pass incremental
         local w; read -r w _ < "$work/inc.time"; i_wall+=("$w")
         i_wire+=("$(jq .wire_bytes "$work/inc.json")")
         cmp "$src" "$work/tgt.img" && echo "round $round: incremental target equals the source"
