@@ -127,7 +127,7 @@ bench_transfer() {
         until grep -q '^pairing code' "$work/rx.out" 2>/dev/null; do sleep 0.1; done
         local fp; fp=$(awk '/^fingerprint:/ {print $2}' "$work/rx.out")
         sync; echo 3 > /proc/sys/vm/drop_caches
-        timed "$1" "$ferry" send --receiver 127.0.0.1:$port --fingerprint "$fp" --code bnch-mark \
+        timed "$1" "$ferry" send --receiver 127.0.0.1:$port --fingerprint "$fp" --code bnch-mark --state-dir none \
             --json "${@:3}" "$src" > "$2"
         pkill -INT -f "ferry receive --target $work/tgt.img"; wait $rxpid || true
     }
