@@ -348,7 +348,7 @@ CFG
     touch -d "@$SOURCE_DATE_EPOCH" "$ISODIR/efi.img"
     iso_date=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d%H%M%S00)
     rm -f "$OUT/ferry.iso"
-    xorriso -as mkisofs -graft-points --modification-date="$iso_date" -V FERRY \
+    xorriso -as mkisofs -graft-points --modification-date="$iso_date" --set_all_file_dates "$iso_date" -V FERRY \
         -b boot/grub/i386-pc/eltorito.img -no-emul-boot -boot-load-size 4 -boot-info-table \
         --grub2-boot-info --grub2-mbr /usr/lib/grub/i386-pc/boot_hybrid.img \
         --efi-boot efi.img -efi-boot-part --efi-boot-image --protective-msdos-label \
