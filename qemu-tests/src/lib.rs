@@ -21,8 +21,10 @@ pub mod check;
 pub mod console;
 pub mod disks;
 pub mod image;
+pub mod migrate;
 pub mod net;
 pub mod scenario;
+pub mod switch;
 pub mod vm;
 
 use std::path::PathBuf;

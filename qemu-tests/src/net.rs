@@ -1,17 +1,18 @@
 //! Guest networking, all on 127.0.0.1: nothing leaves the machine.
 //!
-//! The guests share one link-local segment, 169.254.87.0/24, carried by a
-//! QEMU socket netdev (the receiver's QEMU listens on a free loopback port,
-//! the source's connects). The receiver's one NIC sits on a QEMU hub that
-//! also holds a user-mode (slirp) netdev on the same subnet with
-//! `restrict=on` and a host forward of a free loopback port to the
-//! receiver's control API (8080): the host reaches the API without the
-//! guest needing a second address (the boot image's /init puts a static
-//! `ferry.ip` on the first link only). slirp answers ARP only for its own
-//! addresses and drops, in restricted mode, every packet not addressed to
-//! it, so the guests' own traffic passes it by.
+//! The guests share one link-local segment, 169.254.87.0/24: each guest's
+//! NIC is a QEMU socket netdev connected to the harness's learning
+//! [`Switch`] on a free loopback port. The host reaches the receiver's
+//! control API (8080) through a slirp "gateway": a QEMU process without a
+//! machine (`-M none`) whose restricted user-mode netdev sits on the same
+//! switch, with a host forward of a free loopback port to the receiver's
+//! address. So the receiver needs one NIC and one static address (the
+//! boot image's /init puts `ferry.ip` on the first link only).
 
 use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+
+use crate::switch::Switch;
 
 /// The receiver guest's address on the shared segment.
 pub const RECEIVER_IP: &str = "169.254.87.1";
@@ -22,6 +23,9 @@ pub const PREFIX: u8 = 24;
 /// MTU of the guests' link: large frames make TCG guests several times
 /// faster (docs/testing.md).
 pub const MTU: u32 = 65000;
+/// slirp's network (the whole segment) and the start of its DHCP pool.
+const SLIRP_NET: &str = "169.254.87.0/24";
+const SLIRP_DHCP: &str = "169.254.87.200";
 /// slirp's own addresses on the segment (its gateway and DNS, unused).
 const SLIRP_HOST: &str = "169.254.87.254";
 const SLIRP_DNS: &str = "169.254.87.253";
@@ -42,9 +46,8 @@ pub enum Nic {
     Listen { port: u16 },
     /// A socket netdev connecting to 127.0.0.1:port.
     Connect { port: u16 },
-    /// The receiver's NIC: a hub of a listening socket netdev and a
-    /// restricted slirp forwarding 127.0.0.1:api_port to `guest_ip`:8080.
-    ListenWithApi { port: u16, api_port: u16, guest_ip: String },
+    /// A port of a [`Switch`] (the guests' segment).
+    Switch { port: u16 },
     /// Plain user-mode networking with QEMU's TFTP server (PXE boots).
     Tftp { dir: String, bootfile: String },
 }
@@ -55,7 +58,7 @@ impl Nic {
     pub fn args(&self, i: usize, mac: u8, bootindex: Option<u32>) -> Vec<String> {
         let id = format!("n{i}");
         let mut a = Vec::new();
-        let mut dev_netdev = id.clone();
+        let dev_netdev = id.clone();
         match self {
             Nic::Listen { port } => {
                 a.push("-netdev".into());
@@ -65,26 +68,9 @@ impl Nic {
                 a.push("-netdev".into());
                 a.push(format!("socket,id={id},connect=127.0.0.1:{port}"));
             }
-            Nic::ListenWithApi {
-                port,
-                api_port,
-                guest_ip,
-            } => {
-                a.extend([
-                    "-netdev".into(),
-                    format!("socket,id={id}s,listen=127.0.0.1:{port}"),
-                    "-netdev".into(),
-                    format!(
-                        "user,id={id}u,net=169.254.87.0/24,host={SLIRP_HOST},dns={SLIRP_DNS},\
-                         restrict=on,hostfwd=tcp:127.0.0.1:{api_port}-{guest_ip}:8080"
-                    ),
-                    "-netdev".into(),
-                    format!("hubport,id={id}hs,hubid={i},netdev={id}s"),
-                    "-netdev".into(),
-                    format!("hubport,id={id}hu,hubid={i},netdev={id}u"),
-                    "-netdev".into(),
-                    format!("hubport,id={id},hubid={i}"),
-                ]);
+            Nic::Switch { port } => {
+                a.push("-netdev".into());
+                a.push(format!("socket,id={id},connect=127.0.0.1:{port}"));
             }
             Nic::Tftp { dir, bootfile } => {
                 a.push("-netdev".into());
@@ -92,7 +78,6 @@ impl Nic {
                     "user,id={id},net=169.254.100.0/24,host=169.254.100.2,restrict=on,\
                      tftp={dir},bootfile={bootfile}"
                 ));
-                dev_netdev = id.clone();
             }
         }
         // PXE needs the NIC's option ROM; every other boot skips it (about
@@ -111,24 +96,84 @@ impl Nic {
     }
 }
 
+/// The guests' segment: the switch, and the slirp gateway that forwards
+/// `127.0.0.1:api_port` to the receiver's control API. Both stop when
+/// dropped.
+pub struct Lan {
+    pub switch: Switch,
+    pub api_port: u16,
+    gateway: Child,
+    pub gateway_cmdline: String,
+}
+
+impl Lan {
+    pub fn start() -> Lan {
+        let switch = Switch::start();
+        let api_port = free_port();
+        let args = gateway_args(switch.port, api_port);
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let gateway = crate::vm::spawn_qemu(cmd);
+        Lan {
+            switch,
+            api_port,
+            gateway,
+            gateway_cmdline: crate::vm::shell_words(&args),
+        }
+    }
+
+    /// A NIC on this segment.
+    pub fn nic(&self) -> Nic {
+        Nic::Switch {
+            port: self.switch.port,
+        }
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        crate::vm::kill_group(&mut self.gateway);
+    }
+}
+
+/// The gateway's QEMU arguments: no machine, a restricted slirp and a
+/// socket netdev to the switch joined by a hub.
+pub fn gateway_args(switch_port: u16, api_port: u16) -> Vec<String> {
+    [
+        "-M".to_string(),
+        "none".into(),
+        "-nodefaults".into(),
+        "-display".into(),
+        "none".into(),
+        "-netdev".into(),
+        format!(
+            "user,id=gw,net={SLIRP_NET},host={SLIRP_HOST},dns={SLIRP_DNS},dhcpstart={SLIRP_DHCP},\
+             restrict=on,hostfwd=tcp:127.0.0.1:{api_port}-{RECEIVER_IP}:8080"
+        ),
+        "-netdev".into(),
+        format!("socket,id=sw,connect=127.0.0.1:{switch_port}"),
+        "-netdev".into(),
+        "hubport,id=h0,hubid=0,netdev=gw".into(),
+        "-netdev".into(),
+        "hubport,id=h1,hubid=0,netdev=sw".into(),
+    ]
+    .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_receiver_nic_is_a_hub_of_socket_and_restricted_slirp() {
-        let a = Nic::ListenWithApi {
-            port: 1000,
-            api_port: 2000,
-            guest_ip: RECEIVER_IP.into(),
-        }
-        .args(0, 1, None)
-        .join(" ");
-        assert!(a.contains("socket,id=n0s,listen=127.0.0.1:1000"), "{a}");
+    fn the_gateway_is_restricted_slirp_on_the_switch() {
+        let a = gateway_args(1000, 2000).join(" ");
+        assert!(a.contains("-M none"), "{a}");
         assert!(a.contains("restrict=on,hostfwd=tcp:127.0.0.1:2000-169.254.87.1:8080"), "{a}");
-        assert!(a.contains("hubport,id=n0hs,hubid=0,netdev=n0s"), "{a}");
-        assert!(a.contains("hubport,id=n0,hubid=0 "), "{a}");
-        assert!(a.ends_with("virtio-net-pci,netdev=n0,mac=52:54:00:00:87:01,romfile="), "{a}");
+        assert!(a.contains("socket,id=sw,connect=127.0.0.1:1000"), "{a}");
+        assert!(a.contains("hubport,id=h1,hubid=0,netdev=sw"), "{a}");
     }
 
     #[test]

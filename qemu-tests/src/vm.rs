@@ -195,22 +195,8 @@ impl VmBuilder {
         cmd.args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches no memory of the
-        // parent; it only asks the kernel to kill the child if the thread
-        // that spawned it exits first.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().unwrap_or_else(|e| {
-            panic!("cannot start qemu-system-x86_64: {e} (apt-get install qemu-system-x86; scripts/test.sh qemu does)")
-        });
+            .stderr(Stdio::piped());
+        let mut child = spawn_qemu(cmd);
         let log = self.dir.join(format!("{}.console.log", self.name));
         let console = Console::capture(&self.name, child.stdout.take().unwrap(), &log);
         // QEMU's own messages (bad arguments, warnings) go to a side file.
@@ -311,18 +297,53 @@ impl Vm {
     /// Kill QEMU (its whole process group) and reap it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            if child.try_wait().ok().flatten().is_none() {
-                // SAFETY: kill(2) with a negative pid signals the process
-                // group QEMU leads (process_group(0) made its pgid its pid);
-                // no memory is involved.
-                unsafe {
-                    libc::kill(-(self.pid as i32), libc::SIGKILL);
-                }
-            }
-            let _ = child.wait();
+            kill_group(&mut child);
             self.console.wait_closed(Duration::from_secs(5));
         }
     }
+
+    /// Whether QEMU is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+/// Start a QEMU command in its own process group, to be killed with the
+/// test: `PR_SET_PDEATHSIG` kills it if the spawning thread dies first.
+pub fn spawn_qemu(mut cmd: Command) -> Child {
+    cmd.process_group(0);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the
+    // parent; it only asks the kernel to kill the child if the thread that
+    // spawned it exits first.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot start qemu-system-x86_64: {e} (apt-get install qemu-system-x86; scripts/test.sh qemu does)"
+        )
+    })
+}
+
+/// Kill a child started by [`spawn_qemu`] (its whole process group) and
+/// reap it.
+pub fn kill_group(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_none() {
+        // SAFETY: kill(2) with a negative pid signals the process group the
+        // child leads (process_group(0) made its pgid its pid); no memory
+        // is involved.
+        unsafe {
+            libc::kill(-(child.id() as i32), libc::SIGKILL);
+        }
+    }
+    let _ = child.wait();
 }
 
 impl Drop for Vm {
