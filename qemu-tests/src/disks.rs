@@ -87,3 +87,46 @@ pub fn poke(img: &Path, offset: u64, data: &[u8]) {
     f.write_all_at(data, offset).unwrap();
     f.sync_all().unwrap();
 }
+
+/// The byte offset in `img` of block `n` of file `path` in the ext2/3/4
+/// filesystem at `[offset, offset+size)` of `img` (debugfs's `bmap` on a
+/// copy of the partition), with the block size.
+pub fn ext_file_block(img: &Path, offset: u64, size: u64, path: &str, n: u64, scratch: &Path) -> (u64, u64) {
+    let part = scratch.join("bmap-part.img");
+    crate::check::cut(img, offset, size, &part);
+    let run = |req: &str| -> String {
+        let out = Command::new("debugfs")
+            .args(["-R", req])
+            .arg(&part)
+            .output()
+            .expect("running debugfs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let block: u64 = run(&format!("bmap {path} {n}"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("debugfs bmap {path} {n} on {}: no block", img.display()));
+    let stats = run("stats");
+    let bs: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("Block size:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("debugfs stats gives the block size");
+    let _ = std::fs::remove_file(&part);
+    assert!(block > 0, "{path}: block {n} is a hole");
+    (offset + block * bs, bs)
+}
+
+/// The contents of `path` in the ext2/3/4 filesystem at `[offset,
+/// offset+size)` of `img` (debugfs's `cat`).
+pub fn ext_cat(img: &Path, offset: u64, size: u64, path: &str, scratch: &Path) -> Vec<u8> {
+    let part = scratch.join("cat-part.img");
+    crate::check::cut(img, offset, size, &part);
+    let out = Command::new("debugfs")
+        .args(["-R", &format!("cat {path}")])
+        .arg(&part)
+        .output()
+        .expect("running debugfs");
+    let _ = std::fs::remove_file(&part);
+    out.stdout
+}

@@ -32,6 +32,17 @@ pub struct ReceiverGuest {
 /// pairing code `code`; wait for its boot markers and the lines
 /// `ferry receive` prints (fingerprint, API token, targets).
 pub fn start_receiver(sc: &Scenario, lan: &Lan, targets: &[PathBuf], code: &str) -> ReceiverGuest {
+    start_receiver_named(sc, lan, "receiver", targets, code)
+}
+
+/// [`start_receiver`] with logs named `name` (a second boot: `receiver-2`).
+pub fn start_receiver_named(
+    sc: &Scenario,
+    lan: &Lan,
+    name: &str,
+    targets: &[PathBuf],
+    code: &str,
+) -> ReceiverGuest {
     sc.note("gateway.cmdline", &format!("qemu-system-x86_64 {}\n", lan.gateway_cmdline));
     let devs: Vec<String> = (0..targets.len())
         .map(|i| format!("/dev/vd{}", (b'a' + i as u8) as char))
@@ -41,16 +52,16 @@ pub fn start_receiver(sc: &Scenario, lan: &Lan, targets: &[PathBuf], code: &str)
          ferry.code={code} ferry.target={}",
         devs.join(",")
     );
-    let mut b = sc.vm("receiver").kernel(&args).nic(lan.nic());
+    let mut b = sc.vm(name).kernel(&args).mac(1).nic(lan.nic());
     for t in targets {
         b = b.disk(t);
     }
     let mut vm = b.spawn();
-    sc.step("receiver guest started");
+    sc.step(&format!("{name} guest started"));
     for m in BOOT_MARKERS {
         vm.expect(m, BOOT);
     }
-    sc.step("receiver guest ready");
+    sc.step(&format!("{name} guest ready"));
     vm.expect("ferry: from the kernel arguments: ferry receive", BOOT);
     vm.expect("listening: ", BOOT);
     vm.expect("api: https://", BOOT);
@@ -92,6 +103,7 @@ pub fn start_source(
     let mut b = sc
         .vm(name)
         .kernel(&args)
+        .mac(2)
         .nic(lan.nic());
     for d in disks {
         b = b.disk(d);

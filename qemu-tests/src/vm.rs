@@ -29,7 +29,7 @@ pub enum Boot {
     Pxe { uefi: bool },
 }
 
-static NEXT_MAC: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+static NEXT_MAC: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0x10);
 
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
@@ -42,6 +42,7 @@ pub struct VmBuilder {
     mem_mib: u32,
     disks: Vec<(PathBuf, bool)>,
     nics: Vec<Nic>,
+    mac: Option<u8>,
 }
 
 impl VmBuilder {
@@ -54,6 +55,7 @@ impl VmBuilder {
             mem_mib: 768,
             disks: Vec::new(),
             nics: Vec::new(),
+            mac: None,
         }
     }
 
@@ -87,6 +89,14 @@ impl VmBuilder {
     /// A raw disk image the guest cannot write (QEMU opens it read-only).
     pub fn disk_ro(mut self, path: &Path) -> Self {
         self.disks.push((path.to_path_buf(), true));
+        self
+    }
+
+    /// The last byte of the first NIC's MAC (`52:54:00:00:87:XX`): a guest
+    /// booted again keeps its address in its peers' ARP caches. Without
+    /// it, each NIC gets a new one.
+    pub fn mac(mut self, last: u8) -> Self {
+        self.mac = Some(last);
         self
     }
 
@@ -166,7 +176,10 @@ impl VmBuilder {
         let pxe = matches!(boot, Boot::Pxe { .. });
         for (i, nic) in self.nics.iter().enumerate() {
             // Unique in this test process: guests on one segment must differ.
-            let mac = NEXT_MAC.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mac = match self.mac {
+                Some(m) if i == 0 => m,
+                _ => NEXT_MAC.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            };
             let bootindex = (pxe && uefi && i == 0).then_some(0);
             a.extend(nic.args(i, mac, bootindex));
         }
