@@ -30,7 +30,11 @@ pub fn used_ranges(images: &[PathBuf]) -> Vec<Vec<(u64, u64)>> {
         roots: Roots::system(),
     })
     .unwrap_or_else(|e| panic!("inventory of {images:?}: {e:#}"));
-    assert!(inv.errors.is_empty(), "inventory of {images:?}: {:?}", inv.errors);
+    assert!(
+        inv.errors.is_empty(),
+        "inventory of {images:?}: {:?}",
+        inv.errors
+    );
     images
         .iter()
         .map(|p| {
@@ -69,7 +73,11 @@ pub fn compare_ranges(src: &Path, tgt: &Path, ranges: &[(u64, u64)]) -> Result<u
             s.read_exact_at(&mut a[..n], p).unwrap();
             t.read_exact_at(&mut b[..n], p).unwrap();
             if a[..n] != b[..n] {
-                let i = a[..n].iter().zip(&b[..n]).position(|(x, y)| x != y).unwrap();
+                let i = a[..n]
+                    .iter()
+                    .zip(&b[..n])
+                    .position(|(x, y)| x != y)
+                    .unwrap();
                 return Err(format!(
                     "{} differs from {} at byte {} (used range {start}..{end})",
                     tgt.display(),

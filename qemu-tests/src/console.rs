@@ -181,15 +181,28 @@ mod tests {
         // "init" is before the cursor now: not found again.
         assert!(!c.seen("ferry: init"));
         // A marker is returned only when its line is complete.
-        assert!(c.wait_for("ferry: rea", Duration::from_millis(100)).is_err());
+        assert!(
+            c.wait_for("ferry: rea", Duration::from_millis(100))
+                .is_err()
+        );
         w.write_all(b"dy\nfingerprint: ab12 \n").unwrap();
-        assert_eq!(c.expect("ferry: ready", Duration::from_secs(5)), "ferry: ready");
-        assert_eq!(c.expect_value("fingerprint: ", Duration::from_secs(5)), "ab12");
+        assert_eq!(
+            c.expect("ferry: ready", Duration::from_secs(5)),
+            "ferry: ready"
+        );
+        assert_eq!(
+            c.expect_value("fingerprint: ", Duration::from_secs(5)),
+            "ab12"
+        );
         drop(w);
         assert!(c.wait_closed(Duration::from_secs(5)));
         let e = c.wait_for("never", Duration::from_secs(5)).unwrap_err();
         assert!(e.contains("console closed"), "{e}");
-        assert!(std::fs::read_to_string(dir.join("a.log")).unwrap().contains("ferry: ready"));
+        assert!(
+            std::fs::read_to_string(dir.join("a.log"))
+                .unwrap()
+                .contains("ferry: ready")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -201,9 +214,14 @@ mod tests {
         let mut c = Console::capture("rx", r, &dir.join("b.log"));
         w.write_all(b"booting\n").unwrap();
         let t = Instant::now();
-        let e = c.wait_for("ferry: ready", Duration::from_millis(300)).unwrap_err();
+        let e = c
+            .wait_for("ferry: ready", Duration::from_millis(300))
+            .unwrap_err();
         assert!(t.elapsed() >= Duration::from_millis(300));
-        assert!(e.contains("rx: waiting for \"ferry: ready\"") && e.contains("booting"), "{e}");
+        assert!(
+            e.contains("rx: waiting for \"ferry: ready\"") && e.contains("booting"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

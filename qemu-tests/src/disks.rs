@@ -18,7 +18,10 @@ pub fn fixtures() -> &'static Path {
             .unwrap_or_else(|| crate::target_dir().join("fixtures"));
         if !dir.join("manifest.json").is_file() {
             crate::require_root();
-            eprintln!("building the fixtures: scripts/fixtures.sh {}", dir.display());
+            eprintln!(
+                "building the fixtures: scripts/fixtures.sh {}",
+                dir.display()
+            );
             let st = Command::new("bash")
                 .arg(crate::workspace().join("scripts/fixtures.sh"))
                 .arg(&dir)
@@ -69,7 +72,12 @@ pub fn copy_fixture(name: &str, dest: &Path) -> u64 {
         .arg(dest)
         .status()
         .expect("running cp");
-    assert!(st.success(), "cp {} {} failed", src.display(), dest.display());
+    assert!(
+        st.success(),
+        "cp {} {} failed",
+        src.display(),
+        dest.display()
+    );
     std::fs::metadata(dest).unwrap().len()
 }
 
@@ -91,7 +99,14 @@ pub fn poke(img: &Path, offset: u64, data: &[u8]) {
 /// The byte offset in `img` of block `n` of file `path` in the ext2/3/4
 /// filesystem at `[offset, offset+size)` of `img` (debugfs's `bmap` on a
 /// copy of the partition), with the block size.
-pub fn ext_file_block(img: &Path, offset: u64, size: u64, path: &str, n: u64, scratch: &Path) -> (u64, u64) {
+pub fn ext_file_block(
+    img: &Path,
+    offset: u64,
+    size: u64,
+    path: &str,
+    n: u64,
+    scratch: &Path,
+) -> (u64, u64) {
     let part = scratch.join("bmap-part.img");
     crate::check::cut(img, offset, size, &part);
     let run = |req: &str| -> String {

@@ -17,7 +17,8 @@ pub struct BootImage {
     pub initrd: PathBuf,
     /// `ferry.iso` (hybrid BIOS + UEFI).
     pub iso: PathBuf,
-    /// `pxe/`: `ferry.ipxe` beside the kernel and initrd it loads.
+    /// The directory holding `ferry.ipxe` beside the kernel and initrd it
+    /// loads (the TFTP root): the image directory itself, or its `pxe/`.
     pub pxe: PathBuf,
     /// The kernel QEMU's `-kernel` gets: a PVH `vmlinux` when one could be
     /// extracted, else `vmlinuz`.
@@ -35,7 +36,11 @@ pub fn boot_image() -> &'static BootImage {
             vmlinuz: dir.join("ferry-vmlinuz"),
             initrd: dir.join("ferry-initrd.img"),
             iso: dir.join("ferry.iso"),
-            pxe: dir.join("pxe"),
+            pxe: if dir.join("pxe/ferry.ipxe").is_file() {
+                dir.join("pxe")
+            } else {
+                dir.clone()
+            },
             kernel: dir.join("ferry-vmlinuz"),
             dir: dir.clone(),
         };

@@ -43,7 +43,10 @@ pub fn start_receiver_named(
     targets: &[PathBuf],
     code: &str,
 ) -> ReceiverGuest {
-    sc.note("gateway.cmdline", &format!("qemu-system-x86_64 {}\n", lan.gateway_cmdline));
+    sc.note(
+        "gateway.cmdline",
+        &format!("qemu-system-x86_64 {}\n", lan.gateway_cmdline),
+    );
     let devs: Vec<String> = (0..targets.len())
         .map(|i| format!("/dev/vd{}", (b'a' + i as u8) as char))
         .collect();
@@ -72,7 +75,10 @@ pub fn start_receiver_named(
     for d in &devs {
         assert!(t.contains(d.as_str()), "receiver targets {t:?} lack {d}");
     }
-    sc.step(&format!("receiver listening, fingerprint {}", &fingerprint[..16]));
+    sc.step(&format!(
+        "receiver listening, fingerprint {}",
+        &fingerprint[..16]
+    ));
     ReceiverGuest {
         vm,
         api: Api::new(lan.api_port, &fingerprint, &token),
@@ -100,11 +106,7 @@ pub fn start_source(
          ferry.post=poweroff {extra}",
         rx.fingerprint, rx.code
     );
-    let mut b = sc
-        .vm(name)
-        .kernel(&args)
-        .mac(2)
-        .nic(lan.nic());
+    let mut b = sc.vm(name).kernel(&args).mac(2).nic(lan.nic());
     for d in disks {
         b = b.disk(d);
     }
@@ -148,7 +150,8 @@ mod tests {
 
     #[test]
     fn counts_come_out_of_the_summary_line() {
-        let s = "task t1: 12 chunks sent (3 zero), 10.0 MiB of used data as 2.0 MiB on the wire, 1.0 s";
+        let s =
+            "task t1: 12 chunks sent (3 zero), 10.0 MiB of used data as 2.0 MiB on the wire, 1.0 s";
         assert_eq!(count_before(s, " chunks sent"), Some(12));
         assert_eq!(count_before(s, " zero)"), Some(3));
         assert_eq!(count_before(s, "nothing"), None);

@@ -171,7 +171,10 @@ mod tests {
     fn the_gateway_is_restricted_slirp_on_the_switch() {
         let a = gateway_args(1000, 2000).join(" ");
         assert!(a.contains("-M none"), "{a}");
-        assert!(a.contains("restrict=on,hostfwd=tcp:127.0.0.1:2000-169.254.87.1:8080"), "{a}");
+        assert!(
+            a.contains("restrict=on,hostfwd=tcp:127.0.0.1:2000-169.254.87.1:8080"),
+            "{a}"
+        );
         assert!(a.contains("socket,id=sw,connect=127.0.0.1:1000"), "{a}");
         assert!(a.contains("hubport,id=h1,hubid=0,netdev=sw"), "{a}");
     }

@@ -76,7 +76,11 @@ fn serve(id: usize, mut conn: TcpStream, ports: Ports, table: Arc<Mutex<HashMap<
             if src[0] & 1 == 0 {
                 t.insert(src, id);
             }
-            if dst[0] & 1 == 0 { t.get(&dst).copied() } else { None }
+            if dst[0] & 1 == 0 {
+                t.get(&dst).copied()
+            } else {
+                None
+            }
         };
         // Write without holding the port list: a slow reader on one port
         // must not stall the others.
@@ -116,7 +120,9 @@ mod tests {
     use std::time::Duration;
 
     fn frame(dst: u8, src: u8, body: &[u8]) -> Vec<u8> {
-        let mut f = vec![0x52, 0x54, 0, 0, 0x87, dst, 0x52, 0x54, 0, 0, 0x87, src, 0x08, 0x00];
+        let mut f = vec![
+            0x52, 0x54, 0, 0, 0x87, dst, 0x52, 0x54, 0, 0, 0x87, src, 0x08, 0x00,
+        ];
         if dst == 0xff {
             f[..6].copy_from_slice(&[0xff; 6]);
         }
@@ -140,7 +146,8 @@ mod tests {
         let mut p: Vec<TcpStream> = (0..3)
             .map(|_| {
                 let s = TcpStream::connect(("127.0.0.1", sw.port)).unwrap();
-                s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
                 s
             })
             .collect();
@@ -152,7 +159,10 @@ mod tests {
         // Port 1 answers MAC 1: only port 0 gets it.
         p[1].write_all(&frame(1, 2, b"me")).unwrap();
         assert_eq!(recv(&mut p[0]).unwrap(), b"me");
-        assert!(recv(&mut p[2]).is_none(), "port 2 must not see unicast to MAC 1");
+        assert!(
+            recv(&mut p[2]).is_none(),
+            "port 2 must not see unicast to MAC 1"
+        );
         // Now MAC 2 is known too: a large frame from 0 to 2 reaches port 1 only.
         let big = vec![7u8; 65000];
         p[0].write_all(&frame(2, 1, &big)).unwrap();

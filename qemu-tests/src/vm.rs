@@ -75,7 +75,10 @@ impl VmBuilder {
 
     /// Guest memory, 512..=1024 MiB (768 by default).
     pub fn mem(mut self, mib: u32) -> Self {
-        assert!((512..=1024).contains(&mib), "memory {mib} MiB: keep guests at 512..1024 MiB");
+        assert!(
+            (512..=1024).contains(&mib),
+            "memory {mib} MiB: keep guests at 512..1024 MiB"
+        );
         self.mem_mib = mib;
         self
     }
@@ -134,7 +137,10 @@ impl VmBuilder {
             "unix:{},server=on,wait=off",
             self.monitor_path().display()
         ));
-        let boot = self.boot.clone().expect("VmBuilder: say how the guest boots");
+        let boot = self
+            .boot
+            .clone()
+            .expect("VmBuilder: say how the guest boots");
         let uefi = matches!(boot, Boot::Iso { uefi: true } | Boot::Pxe { uefi: true });
         if uefi {
             let vars = self.dir.join(format!("{}-OVMF_VARS.fd", self.name));
@@ -265,7 +271,8 @@ impl Vm {
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         };
-        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         s.write_all(format!("{command}\n").as_bytes()).unwrap();
         // Read until the next prompt after the echoed command.
         let mut out = Vec::new();
@@ -388,7 +395,11 @@ mod tests {
 
     #[test]
     fn shell_words_quote_what_needs_it() {
-        let a = ["-append".to_string(), "console=ttyS0 ferry.auto=1".into(), "it's".into()];
+        let a = [
+            "-append".to_string(),
+            "console=ttyS0 ferry.auto=1".into(),
+            "it's".into(),
+        ];
         assert_eq!(
             shell_words(&a),
             "-append 'console=ttyS0 ferry.auto=1' 'it'\\''s'"
@@ -417,11 +428,20 @@ mod tests {
         // Gone, or a zombie waiting for whoever reaps orphans here.
         let alive = |pid: i32| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+                .map(|s| {
+                    !s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
                 .unwrap_or(false)
         };
         while alive(grandchild) {
-            assert!(Instant::now() < deadline, "grandchild {grandchild} survived");
+            assert!(
+                Instant::now() < deadline,
+                "grandchild {grandchild} survived"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

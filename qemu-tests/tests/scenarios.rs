@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use qemu_tests::check::{assert_used_equal, expected_digests, fsck_lvs, fsck_partitions};
-use qemu_tests::disks::{blank, copy_fixture, ext_cat, ext_file_block, image_entry, poke, vg_entry};
+use qemu_tests::disks::{
+    blank, copy_fixture, ext_cat, ext_file_block, image_entry, poke, vg_entry,
+};
 use qemu_tests::image::boot_image;
 use qemu_tests::migrate::{
     BOOT, PASS, ReceiverGuest, count_before, finish_source, start_receiver, start_source,
@@ -21,9 +23,10 @@ use serde_json::Value;
 
 /// The receiver's report of `task` once its pass ended, kept as a note.
 fn report(sc: &Scenario, rx: &ReceiverGuest, task: &str) -> Value {
-    let rep = rx
-        .api
-        .get_json(&format!("/v1/tasks/{task}/report"), Duration::from_secs(120));
+    let rep = rx.api.get_json(
+        &format!("/v1/tasks/{task}/report"),
+        Duration::from_secs(120),
+    );
     sc.note(
         &format!("{task}-report.json"),
         &serde_json::to_string_pretty(&rep).unwrap(),
@@ -36,17 +39,27 @@ fn report(sc: &Scenario, rx: &ReceiverGuest, task: &str) -> Value {
 fn assert_report(rep: &Value, pass: &str, digests: Option<&[String]>) {
     assert_eq!(rep["state"], "Finished", "report: {rep:#}");
     assert!(
-        rep["pass"].as_str().is_some_and(|p| p.eq_ignore_ascii_case(pass)),
+        rep["pass"]
+            .as_str()
+            .is_some_and(|p| p.eq_ignore_ascii_case(pass)),
         "pass {pass}: {rep:#}"
     );
     let vols = rep["volumes"].as_array().expect("volumes in the report");
     if let Some(want) = digests {
         assert_eq!(vols.len(), want.len(), "report: {rep:#}");
         for (v, d) in vols.iter().zip(want) {
-            assert_eq!(v["digest"].as_str(), Some(d.as_str()), "volume {}: {rep:#}", v["name"]);
+            assert_eq!(
+                v["digest"].as_str(),
+                Some(d.as_str()),
+                "volume {}: {rep:#}",
+                v["name"]
+            );
         }
     }
-    assert!(rep["errors"].as_array().is_none_or(|e| e.is_empty()), "report: {rep:#}");
+    assert!(
+        rep["errors"].as_array().is_none_or(|e| e.is_empty()),
+        "report: {rep:#}"
+    );
 }
 
 /// Copies of fixture images as sources and blank same-size targets.
@@ -87,7 +100,10 @@ fn s1_gpt_ext4_swap_lvm_unattended() {
     sc.step(&format!("{n} used bytes equal on the target"));
     let parts = fsck_partitions(image_entry("gpt.img"), &tgt[0], &sc.dir);
     let lvs = fsck_lvs(vg_entry("vg0"), &[("gpt.img", tgt[0].as_path())], &sc.dir);
-    assert!(!parts.is_empty() && lvs.len() == 2, "checked {parts:?} and {lvs:?}");
+    assert!(
+        !parts.is_empty() && lvs.len() == 2,
+        "checked {parts:?} and {lvs:?}"
+    );
     sc.step(&format!("fsck clean: {parts:?} {lvs:?}"));
 }
 
@@ -111,7 +127,10 @@ fn s2_iso_bios_boots_to_ready() {
         return;
     }
     let sc = Scenario::new("s2-iso-bios");
-    boot_to_ready(&sc, sc.vm("iso-bios").boot(Boot::Iso { uefi: false }).mem(512));
+    boot_to_ready(
+        &sc,
+        sc.vm("iso-bios").boot(Boot::Iso { uefi: false }).mem(512),
+    );
 }
 
 /// Scenario 2b: the hybrid ISO as a CD under UEFI (OVMF, a copied VARS file).
@@ -121,7 +140,10 @@ fn s2_iso_uefi_boots_to_ready() {
         return;
     }
     let sc = Scenario::new("s2-iso-uefi");
-    boot_to_ready(&sc, sc.vm("iso-uefi").boot(Boot::Iso { uefi: true }).mem(512));
+    boot_to_ready(
+        &sc,
+        sc.vm("iso-uefi").boot(Boot::Iso { uefi: true }).mem(512),
+    );
 }
 
 /// Scenario 2c: PXE under SeaBIOS: the NIC's iPXE ROM gets `ferry.ipxe`
@@ -139,10 +161,14 @@ fn s2_pxe_bios_boots_to_ready() {
         "{}/ferry.ipxe missing: rebuild the image (scripts/build-image.sh)",
         pxe.display()
     );
-    let b = sc.vm("pxe-bios").boot(Boot::Pxe { uefi: false }).mem(512).nic(Nic::Tftp {
-        dir: pxe.display().to_string(),
-        bootfile: "ferry.ipxe".into(),
-    });
+    let b = sc
+        .vm("pxe-bios")
+        .boot(Boot::Pxe { uefi: false })
+        .mem(512)
+        .nic(Nic::Tftp {
+            dir: pxe.display().to_string(),
+            bootfile: "ferry.ipxe".into(),
+        });
     let mut vm = b.spawn();
     vm.expect("ferry: init", BOOT);
     sc.step("ferry: init");
@@ -161,10 +187,14 @@ fn s2_pxe_uefi_boots_to_ready() {
     }
     let sc = Scenario::new("s2-pxe-uefi");
     let pxe = &boot_image().pxe;
-    let b = sc.vm("pxe-uefi").boot(Boot::Pxe { uefi: true }).mem(512).nic(Nic::Tftp {
-        dir: pxe.display().to_string(),
-        bootfile: "ferry.ipxe".into(),
-    });
+    let b = sc
+        .vm("pxe-uefi")
+        .boot(Boot::Pxe { uefi: true })
+        .mem(512)
+        .nic(Nic::Tftp {
+            dir: pxe.display().to_string(),
+            bootfile: "ferry.ipxe".into(),
+        });
     boot_to_ready(&sc, b);
 }
 
@@ -190,17 +220,33 @@ fn s3_incremental_after_a_change() {
     // Change 4 KiB of a file's data on the source, as production would.
     let root = &image_entry("gpt.img")["volumes"][2];
     assert_eq!(root["name"], "gpt.img:3");
-    let (off, size) = (root["offset"].as_u64().unwrap(), root["size"].as_u64().unwrap());
+    let (off, size) = (
+        root["offset"].as_u64().unwrap(),
+        root["size"].as_u64().unwrap(),
+    );
     let (at, bs) = ext_file_block(&src[0], off, size, "/usr/bin/tool", 0, &sc.dir);
     let new: Vec<u8> = (0..bs).map(|i| (i * 7 + 3) as u8).collect();
     poke(&src[0], at, &new);
     let want = expected_digests(&src);
-    sc.step(&format!("changed {bs} bytes of /usr/bin/tool at byte {at} of the source"));
+    sc.step(&format!(
+        "changed {bs} bytes of /usr/bin/tool at byte {at} of the source"
+    ));
 
-    let mut s2 = start_source(&sc, &lan, "source-2", &rx, &src, "s3", "ferry.pass=incremental");
+    let mut s2 = start_source(
+        &sc,
+        &lan,
+        "source-2",
+        &rx,
+        &src,
+        "s3",
+        "ferry.pass=incremental",
+    );
     let summary = finish_source(&sc, &mut s2, "s3");
     let sent = count_before(&summary, " chunks sent").expect("chunks sent in the summary");
-    assert!((1..=2).contains(&sent), "an incremental pass after one changed block: {summary}");
+    assert!(
+        (1..=2).contains(&sent),
+        "an incremental pass after one changed block: {summary}"
+    );
     let rep = report(&sc, &rx, "s3");
     assert_report(&rep, "incremental", None);
     if let Some(d) = rep["volumes"][0]["digest"].as_str() {
@@ -209,14 +255,19 @@ fn s3_incremental_after_a_change() {
     rx.vm.kill();
     assert_used_equal(&[(src[0].clone(), tgt[0].clone())]);
     let file = ext_cat(&tgt[0], off, size, "/usr/bin/tool", &sc.dir);
-    assert_eq!(&file[..bs as usize], &new[..], "the changed file on the target");
+    assert_eq!(
+        &file[..bs as usize],
+        &new[..],
+        "the changed file on the target"
+    );
     fsck_partitions(image_entry("gpt.img"), &tgt[0], &sc.dir);
     fsck_lvs(vg_entry("vg0"), &[("gpt.img", tgt[0].as_path())], &sc.dir);
 }
 
 /// The task's status from the receiver's API.
 fn status(rx: &ReceiverGuest, task: &str) -> Value {
-    rx.api.get_json(&format!("/v1/tasks/{task}"), Duration::from_secs(60))
+    rx.api
+        .get_json(&format!("/v1/tasks/{task}"), Duration::from_secs(60))
 }
 
 /// Wait until the receiver counts at least `chunks` done for `task`.
@@ -259,16 +310,32 @@ fn s4_network_cut_and_resume() {
     let rx = start_receiver(&sc, &lan, &tgt, "QEMU-S4CUT");
     let mut s = start_source(&sc, &lan, "source", &rx, &src, "s4", "ferry.rate=8");
     s.expect("ferry: from the kernel arguments: ferry send", BOOT);
-    let total = wait_chunks(&sc, &rx, "s4", 10)["chunks_total"].as_u64().unwrap();
+    let total = wait_chunks(&sc, &rx, "s4", 10)["chunks_total"]
+        .as_u64()
+        .unwrap();
     let link = s.monitor("set_link n0 off");
     sc.note("set_link.txt", &link);
+    assert!(!link.contains("rror"), "set_link: {link}");
     sc.step("source link down");
-    std::thread::sleep(Duration::from_secs(3));
+    // What was in flight lands; then nothing arrives while the link is down.
+    std::thread::sleep(Duration::from_secs(1));
+    let during = status(&rx, "s4")["chunks_done"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = status(&rx, "s4")["chunks_done"].as_u64().unwrap();
+    assert_eq!(
+        during, after,
+        "chunks arrived while the source's link was down"
+    );
     s.monitor("set_link n0 on");
     sc.step("source link up again");
     let before = status(&rx, "s4")["chunks_done"].as_u64().unwrap();
-    let mid = wait_chunks(&sc, &rx, "s4", before + 10)["chunks_done"].as_u64().unwrap();
-    assert!(mid < total, "the pass ended before the second cut: {mid} of {total}");
+    let mid = wait_chunks(&sc, &rx, "s4", before + 10)["chunks_done"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        mid < total,
+        "the pass ended before the second cut: {mid} of {total}"
+    );
 
     // The hard cut: the receiver guest dies and boots again.
     let mut rx = rx;
@@ -277,7 +344,10 @@ fn s4_network_cut_and_resume() {
     drop(rx);
     let rx = start_receiver_again(&sc, &lan, &tgt, "QEMU-S4CUT");
     let done = s.expect("ferry: done rc=", PASS);
-    assert!(!done.trim().ends_with("rc=0"), "the cut pass must fail: {done}");
+    assert!(
+        !done.trim().ends_with("rc=0"),
+        "the cut pass must fail: {done}"
+    );
     s.wait_exit(Duration::from_secs(60));
     drop(s);
     sc.step("the cut pass failed and the source powered off");
@@ -285,7 +355,10 @@ fn s4_network_cut_and_resume() {
     let mut s2 = start_source(&sc, &lan, "source-2", &rx, &src, "s4", "ferry.pass=resume");
     let summary = finish_source(&sc, &mut s2, "s4");
     let sent = count_before(&summary, " chunks sent").expect("chunks sent in the summary");
-    assert!(sent < total, "the resume sent {sent} of {total} chunks: {summary}");
+    assert!(
+        sent < total,
+        "the resume sent {sent} of {total} chunks: {summary}"
+    );
     let rep = report(&sc, &rx, "s4");
     assert_report(&rep, "resume", None);
     let mut rx = rx;
@@ -319,7 +392,11 @@ fn s5_mbr_with_logical_partitions() {
     rx.vm.kill();
     assert_used_equal(&[(src[0].clone(), tgt[0].clone())]);
     let parts = fsck_partitions(image_entry("mbr.img"), &tgt[0], &sc.dir);
-    assert_eq!(parts, ["mbr.img:1", "mbr.img:2", "mbr.img:5"], "fsck'd partitions");
+    assert_eq!(
+        parts,
+        ["mbr.img:1", "mbr.img:2", "mbr.img:5"],
+        "fsck'd partitions"
+    );
     sc.step(&format!("fsck clean: {parts:?}"));
 }
 
@@ -346,7 +423,10 @@ fn s6_vg_spanning_two_disks() {
     ]);
     let lvs = fsck_lvs(
         vg_entry("vgspan"),
-        &[("span1.img", tgt[0].as_path()), ("span2.img", tgt[1].as_path())],
+        &[
+            ("span1.img", tgt[0].as_path()),
+            ("span2.img", tgt[1].as_path()),
+        ],
         &sc.dir,
     );
     assert_eq!(lvs, ["vgspan/lin", "vgspan/str"], "fsck'd LVs");
