@@ -141,7 +141,12 @@ pub fn finish_source(sc: &Scenario, src: &mut Vm, task: &str) -> String {
 /// The number in `summary` before `what` (`"12 chunks sent"` -> 12).
 pub fn count_before(summary: &str, what: &str) -> Option<u64> {
     let at = summary.find(what)?;
-    summary[..at].split_whitespace().last()?.parse().ok()
+    summary[..at]
+        .split_whitespace()
+        .last()?
+        .trim_start_matches('(')
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]

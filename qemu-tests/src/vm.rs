@@ -221,6 +221,7 @@ impl VmBuilder {
         // QEMU's own messages (bad arguments, warnings) go to a side file.
         let mut err = child.stderr.take().unwrap();
         let err_path = self.dir.join(format!("{}.qemu-stderr.log", self.name));
+        let stderr = err_path.clone();
         std::thread::spawn(move || {
             let mut buf = Vec::new();
             let _ = err.read_to_end(&mut buf);
@@ -237,6 +238,7 @@ impl VmBuilder {
             console,
             cmdline,
             monitor: self.monitor_path(),
+            stderr,
             started: Instant::now(),
         }
     }
@@ -250,13 +252,28 @@ pub struct Vm {
     pub console: Console,
     pub cmdline: String,
     monitor: PathBuf,
+    stderr: PathBuf,
     pub started: Instant,
 }
 
 impl Vm {
     /// Wait for `marker` on the console (see [`Console::expect`]).
+    /// Wait for `marker` on the console (see [`Console::wait_for`]);
+    /// panics with the console's last lines and QEMU's own messages.
     pub fn expect(&mut self, marker: &str, timeout: Duration) -> String {
-        self.console.expect(marker, timeout)
+        match self.console.wait_for(marker, timeout) {
+            Ok(line) => line,
+            Err(e) => {
+                // QEMU's stderr is written when it exits: give it a moment.
+                self.console.wait_closed(Duration::from_millis(500));
+                std::thread::sleep(Duration::from_millis(200));
+                let qemu = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+                if qemu.trim().is_empty() {
+                    panic!("{e}")
+                }
+                panic!("{e}\nQEMU said:\n{}", qemu.trim_end())
+            }
+        }
     }
 
     /// An HMP monitor command (`set_link n0 off`); returns its output.

@@ -120,12 +120,23 @@ fn boot_to_ready(sc: &Scenario, b: VmBuilder) {
     sc.step("ferry boot ran and asked for a role");
 }
 
+/// The ISO, or a failure with the remedy.
+fn need_iso() {
+    let iso = &boot_image().iso;
+    assert!(
+        iso.is_file(),
+        "{} is missing: build the image with scripts/build-image.sh",
+        iso.display()
+    );
+}
+
 /// Scenario 2a: the hybrid ISO as a CD under SeaBIOS.
 #[test]
 fn s2_iso_bios_boots_to_ready() {
     if !enabled() {
         return;
     }
+    need_iso();
     let sc = Scenario::new("s2-iso-bios");
     boot_to_ready(
         &sc,
@@ -139,6 +150,7 @@ fn s2_iso_uefi_boots_to_ready() {
     if !enabled() {
         return;
     }
+    need_iso();
     let sc = Scenario::new("s2-iso-uefi");
     boot_to_ready(
         &sc,
