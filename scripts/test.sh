@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every test tier of ferry. Installs what the tiers need (idempotent).
 #
-#   scripts/test.sh            all tiers: lint, fast, root, static, fuzz
+#   scripts/test.sh            all tiers: lint, fast, root, static, fuzz, qemu
 #   scripts/test.sh fast root  only the named tiers
 #
 # Tiers:
@@ -12,6 +12,10 @@
 #   static the statically linked release build the boot image uses, run in an
 #          empty chroot (no /dev, no /sys, no libraries) on a fixture image
 #   fuzz   each cargo-fuzz target smoke-run for FUZZ_SECONDS (default 20)
+#   qemu   the boot image (built with scripts/build-image.sh when missing or
+#          older than its inputs) in QEMU guests under TCG: ISO and PXE boots,
+#          and receiver + source guests migrating fixture disks (qemu-tests/);
+#          needs root; FERRY_QEMU=0 skips its scenarios
 #
 # A tier whose prerequisite is missing fails with the remedy; none is skipped.
 set -euo pipefail
@@ -22,7 +26,7 @@ export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin:$HOME/.cargo/bin
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 tiers=("$@")
-[[ ${#tiers[@]} -gt 0 ]] || tiers=(lint fast root static fuzz)
+[[ ${#tiers[@]} -gt 0 ]] || tiers=(lint fast root static fuzz qemu)
 
 say() { printf '\n==> %s\n' "$*"; }
 RESULTS=$ROOT/target/test-results.log
@@ -50,6 +54,20 @@ install_packages() {
     fi
 }
 
+# need_packages PKG...: apt-get install those not installed (root).
+need_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        [[ $(id -u) -eq 0 ]] || die "missing packages ${missing[*]}: run as root or apt-get install them"
+        say "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
 need_cargo() {
     command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
 }
@@ -59,7 +77,7 @@ tier_lint() {
     say "lint: cargo fmt --check"
     cargo fmt --all -- --check
     say "lint: cargo clippy -D warnings"
-    cargo clippy --all-targets --locked -- -D warnings
+    cargo clippy --workspace --all-targets --locked -- -D warnings
 }
 
 tier_fast() {
@@ -123,13 +141,44 @@ tier_fuzz() {
     done
 }
 
+# The boot image is stale when anything it is built from is newer than it.
+image_stale() {
+    local initrd=$ROOT/image/out/ferry-initrd.img f
+    for f in ferry-vmlinuz ferry-initrd.img ferry.iso ferry.ipxe; do
+        [[ -s $ROOT/image/out/$f || -s $ROOT/image/out/pxe/$f ]] || return 0
+    done
+    [[ -n $(find "$ROOT/src" "$ROOT/initramfs" "$ROOT/image" "$ROOT/scripts/build-image.sh" \
+                 "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" -path "$ROOT/image/out" -prune -o \
+                 -type f -newer "$initrd" -print -quit) ]]
+}
+
+tier_qemu() {
+    say "qemu: guests booted from the image under TCG (qemu-tests/)"
+    [[ $(id -u) -eq 0 ]] || die "the qemu tier needs root (fixtures use loop devices): run as root"
+    need_packages qemu-system-x86 ovmf ipxe-qemu xz-utils
+    [[ -f $ROOT/scripts/build-image.sh ]] || die "scripts/build-image.sh is missing: the boot image recipe must be in this tree"
+    if image_stale; then
+        say "qemu: building the boot image (scripts/build-image.sh)"
+        bash scripts/build-image.sh
+    fi
+    local fx=$ROOT/target/fixtures
+    [[ -f $fx/manifest.json ]] || bash scripts/fixtures.sh "$fx"
+    local times=${CARGO_TARGET_DIR:-$ROOT/target}/qemu/times.log
+    mkdir -p "$(dirname "$times")"
+    : > "$times"
+    # One scenario at a time: each guest is one TCG thread, a pair fills 2 cores.
+    FERRY_FIXTURES=$fx cargo_test --locked -p qemu-tests -- --test-threads=1
+    say "qemu: scenario wall times (s)"
+    cat "$times"
+}
+
 install_packages
 need_cargo
 start=$SECONDS
 for t in "${tiers[@]}"; do
     case $t in
-        lint|fast|root|static|fuzz) "tier_$t" ;;
-        *) die "unknown tier '$t' (lint, fast, root, static, fuzz)" ;;
+        lint|fast|root|static|fuzz|qemu) "tier_$t" ;;
+        *) die "unknown tier '$t' (lint, fast, root, static, fuzz, qemu)" ;;
     esac
 done
 say "all tiers passed (${tiers[*]}) in $((SECONDS - start))s"
