@@ -3,17 +3,21 @@
 #
 #   scripts/demo.sh [--auto]
 #
-# Until the migration demo runs in QEMU guests with the TUI (the boot-image
-# issue), this builds demo disks with real tools (GPT with ESP, BIOS boot,
-# ext4, swap and LVM; MBR with logical partitions; a 4Kn disk; a VG spanning
-# two disks; btrfs, ntfs, LUKS, FAT16), runs the real `ferry inventory` on
-# them (the tree a technician reads, then the JSON the planner reads), and
-# migrates the GPT demo disk to a `ferry receive` on 127.0.0.1 over TLS, then
-# verifies it and shows the receiver's report.
+# Builds demo disks with real tools (GPT with ESP, BIOS boot, ext4, swap and
+# LVM; MBR with logical partitions; a 4Kn disk; a VG spanning two disks;
+# btrfs, ntfs, LUKS, FAT16) and runs the real `ferry inventory` on them (the
+# tree a technician reads, then the JSON the planner reads). Then the
+# migration runs in QEMU guests booted from ferry's image (built when
+# missing): a receiver guest with a blank disk, and a source guest with the
+# GPT demo disk that sends it unattended from kernel arguments, its console
+# shown as it runs; the receiver's report comes from its control API, and
+# the target is checked on the host (used bytes equal, fsck clean). The TUI
+# joins with the TUI issue.
 # --auto runs without pausing. Needs root (loop devices); installs what it needs.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin:$HOME/.cargo/bin
 auto=0
 case ${1:-} in
@@ -61,42 +65,21 @@ echo "==> the same, as JSON (what the planner and the TUI read), summarised with
 pause
 
 echo
-echo "==> migration: ferry receive on 127.0.0.1 (a stand-in for the intermediate instance)"
-rm -rf "$demo/receiver" "$demo/source" "$demo/target.img"
-"$ferry" receive --target "$demo/target.img" --state-dir "$demo/receiver" \
-    --listen 127.0.0.1 --data-port 0 --api-port 0 > "$demo/receiver.out" 2> "$demo/receiver.log" &
-rxpid=$!
-trap 'kill $rxpid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q '^targets:' "$demo/receiver.out" 2>/dev/null && break; sleep 0.1; done
-cat "$demo/receiver.out"
-port=$(awk -F: '/^listening:/ {print $NF}' "$demo/receiver.out")
-fp=$(awk '/^fingerprint:/ {print $2}' "$demo/receiver.out")
-code=$(awk '/^pairing code:/ {print $3}' "$demo/receiver.out")
-api=$(awk '/^api:/ {sub("https://", "", $2); print $2}' "$demo/receiver.out")
-echo
-echo "==> ferry netcheck: the network, the disk and compression, and an ETA"
-"$ferry" netcheck --receiver "127.0.0.1:$port" --fingerprint "$fp" --code "$code" --seconds 1 gpt.img
-pause
-echo
-echo "==> ferry send --receiver 127.0.0.1:$port --fingerprint ${fp:0:16}... --code $code gpt.img"
-"$ferry" send --receiver "127.0.0.1:$port" --fingerprint "$fp" --code "$code" --task demo --state-dir "$demo/source" gpt.img
-echo
-echo "==> the target, as ferry sees it"
-"$ferry" inventory "$demo/target.img" | head -12
-echo
-echo "==> ferry send --pass verify (compares every chunk's hash, sends nothing)"
-"$ferry" send --receiver "127.0.0.1:$port" --fingerprint "$fp" --code "$code" --task demo --state-dir "$demo/source" --pass verify gpt.img
-echo
-echo "==> the task on the receiver's control API (ferry api = curl with the pinned certificate)"
-"$ferry" api --receiver "$api" --fingerprint "$fp" --code "$code" /v1/tasks/demo |
-    jq '{task, state, pass, bytes_total, bytes_done, chunks_held, chunks_differ}'
-echo
-echo "==> the receiver's report, over the API (files in $demo/receiver/reports/)"
-ls "$demo/receiver/reports/"
-"$ferry" api --receiver "$api" --fingerprint "$fp" --code "$code" /v1/tasks/demo/report |
-    jq '{task, pass, state, bytes_written, wire_bytes, compression_ratio,
-         volumes: [.volumes[] | {name, used_bytes, chunks, chunks_held, digest}],
-         passes: [.passes[] | {pass, state, bytes_written}]}'
-kill $rxpid 2>/dev/null || true
+echo "==> migration in QEMU guests: a receiver guest and a source guest boot ferry's image"
+need=()
+for p in qemu-system-x86 ovmf ipxe-qemu; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if ((${#need[@]})); then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+cd "$ROOT"
+if [[ ! -s image/out/ferry-initrd.img || ! -s image/out/ferry-vmlinuz ]]; then
+    echo "==> building the boot image (scripts/build-image.sh, a few minutes the first time)"
+    bash scripts/build-image.sh --no-iso --no-pxe
+fi
+args=()
+((auto)) && args=(--auto)
+FERRY_FIXTURES=$demo cargo run --release --locked --quiet -p qemu-tests --bin demo -- "${args[@]}"
 echo
 echo "The demo disks stay in $demo; try: $ferry inventory --json --ranges $demo/whole.img"

@@ -166,6 +166,25 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, BootError> {
                 need("dhcp or ADDR/PREFIX[,GW]")?;
                 a.ip = Some(v);
             }
+            // Read by /init (docs/boot-image.md); checked here too.
+            "dns" => {
+                for a in value.split(',') {
+                    a.parse::<std::net::IpAddr>()
+                        .map_err(|_| bad(key, value, "must be IP addresses, comma-separated"))?;
+                }
+            }
+            "netwait" => {
+                value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|s| *s <= 600)
+                    .ok_or_else(|| bad(key, value, "must be seconds from 0 to 600"))?;
+            }
+            "break" => {
+                if !["0", "1", ""].contains(&value) {
+                    return Err(bad(key, value, "must be 0 or 1"));
+                }
+            }
             "mtu" => {
                 a.mtu = Some(
                     value
@@ -228,7 +247,7 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, BootError> {
             _ => {
                 return Err(BootError(format!(
                     "unknown kernel argument ferry.{key} (known: role, receiver, fingerprint, code, job, \
-                     auto, ip, mtu, rate, post, target, volumes, pass, task, cols, rows)"
+                     auto, ip, mtu, dns, netwait, break, rate, post, target, volumes, pass, task, cols, rows)"
                 )));
             }
         }
@@ -496,6 +515,10 @@ mod tests {
         // Other words are the kernel's business; the last of a key counts.
         let a = parse("quiet ferry.rate=5 panic=-1 ferry.rate=7").unwrap();
         assert_eq!(a.rate, Some(7));
+        // /init's own words pass when well formed.
+        parse("ferry.ip=10.0.0.9/24,10.0.0.1,eth1 ferry.dns=10.0.0.1,1.1.1.1 ferry.netwait=20 ferry.break=1").unwrap();
+        assert!(err("ferry.dns=example").contains("ferry.dns=example"));
+        assert!(err("ferry.netwait=9999").contains("ferry.netwait=9999"));
     }
 
     #[test]
