@@ -230,7 +230,9 @@ else
     say "ferry: static release build"
     command -v cargo >/dev/null || die "cargo is not installed (rustup, see DEVELOPERS.md), or set FERRY_BIN"
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-    RUSTFLAGS='-C target-feature=+crt-static' \
+    # Without SOURCE_DATE_EPOCH: C build scripts (ring, zstd-sys) rebuild
+    # whenever it changes, that is at every commit.
+    env -u SOURCE_DATE_EPOCH RUSTFLAGS='-C target-feature=+crt-static' \
         cargo build --locked --release --target x86_64-unknown-linux-gnu --bin ferry
     FERRY=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/ferry
 fi
