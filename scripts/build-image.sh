@@ -92,13 +92,16 @@ if [[ -z $KPKG ]]; then
     fi
     [[ -n $KPKG ]] || die "apt-cache depends linux-image-amd64 names no linux-image-* package"
 fi
-deb=$(ls "$CACHE/${KPKG}"_*.deb 2>/dev/null | sort | tail -n 1 || true)
+kernel_deb() { find "$CACHE" -maxdepth 1 -name "${KPKG}_*.deb" | sort | tail -n 1; }
+deb=$(kernel_deb)
 if [[ -z $deb ]]; then
     say "downloading $KPKG"
-    (cd "$CACHE" && apt-get download -q "$KPKG" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-    deb=$(ls "$CACHE/${KPKG}"_*.deb 2>/dev/null | sort | tail -n 1 || true)
-    [[ -n $deb ]] || { apt_update; (cd "$CACHE" && apt-get download -q "$KPKG"); \
-        deb=$(ls "$CACHE/${KPKG}"_*.deb | sort | tail -n 1); }
+    if ! (cd "$CACHE" && apt-get download -q "$KPKG"); then
+        apt_update
+        (cd "$CACHE" && apt-get download -q "$KPKG") || die "apt-get download $KPKG failed"
+    fi
+    deb=$(kernel_deb)
+    [[ -n $deb ]] || die "apt-get download $KPKG left no .deb in $CACHE"
 fi
 KROOT=$CACHE/${KPKG}
 if [[ ! -f $KROOT/.unpacked ]] || [[ $(cat "$KROOT/.unpacked") != "$(basename "$deb")" ]]; then
@@ -109,7 +112,7 @@ if [[ ! -f $KROOT/.unpacked ]] || [[ $(cat "$KROOT/.unpacked") != "$(basename "$
     mv "$KROOT.tmp" "$KROOT"
     basename "$deb" > "$KROOT/.unpacked"
 fi
-KVER=$(ls "$KROOT/lib/modules" | head -n 1)
+KVER=$(find "$KROOT/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | head -n 1)
 [[ -n $KVER && -f $KROOT/boot/vmlinuz-$KVER ]] || die "no kernel in $deb"
 [[ -f $KROOT/lib/modules/$KVER/modules.dep ]] || depmod -b "$KROOT" "$KVER"
 say "kernel $KVER from $(basename "$deb")"
@@ -227,7 +230,9 @@ else
     say "ferry: static release build"
     command -v cargo >/dev/null || die "cargo is not installed (rustup, see DEVELOPERS.md), or set FERRY_BIN"
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-    RUSTFLAGS='-C target-feature=+crt-static' \
+    # Without SOURCE_DATE_EPOCH: C build scripts (ring, zstd-sys) rebuild
+    # whenever it changes, that is at every commit.
+    env -u SOURCE_DATE_EPOCH RUSTFLAGS='-C target-feature=+crt-static' \
         cargo build --locked --release --target x86_64-unknown-linux-gnu --bin ferry
     FERRY=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/ferry
 fi
@@ -368,7 +373,8 @@ if [[ -n $DO_PXE ]]; then
 fi
 
 # ---------------------------------------------------------------- summary ----
-(cd "$OUT" && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | sort | xargs sha256sum > SHA256SUMS)
+(cd "$OUT" && find . -type f ! -name 'SHA256SUMS*' | sed 's|^\./||' | sort | xargs sha256sum > SHA256SUMS.new \
+    && mv SHA256SUMS.new SHA256SUMS)
 say "outputs in $OUT ($(($(date +%s) - START)) s)"
 for f in ferry-vmlinuz ferry-initrd.img ferry.iso; do
     [[ -f $OUT/$f ]] || continue
