@@ -306,8 +306,55 @@ render() {   # render TEMPLATE KERNEL INITRD > OUT
 }
 
 # -------------------------------------------------------------------- ISO ----
+# BIOS: a GRUB i386-pc El Torito core with its modules built in, and GRUB's
+# hybrid MBR so the same file boots from a USB stick. UEFI: an ESP image
+# (El Torito EFI entry and a partition for USB) holding Debian's signed shim,
+# MokManager and the signed GRUB CD image (gcdx64), which finds the ISO by
+# /.disk/info and reads /boot/grub/grub.cfg; it boots the Debian-signed
+# kernel, so the ISO also boots with Secure Boot on.
 if [[ -n $DO_ISO ]]; then
-    say "ISO: not yet"
+    say "ISO (BIOS GRUB + UEFI shim/GRUB signed by Debian)"
+    ISODIR=$WORK/iso
+    mkdir -p "$ISODIR/boot/grub/i386-pc" "$ISODIR/ferry" "$ISODIR/.disk" "$ISODIR/EFI/BOOT"
+    cp "$OUT/ferry-vmlinuz" "$ISODIR/ferry/vmlinuz"
+    cp "$OUT/ferry-initrd.img" "$ISODIR/ferry/initrd.img"
+    echo "ferry $FERRY_VERSION (kernel $KVER)" > "$ISODIR/.disk/info"
+    render image/grub.cfg /ferry/vmlinuz /ferry/initrd.img > "$ISODIR/boot/grub/grub.cfg"
+    grub-mkimage -O i386-pc-eltorito -p /boot/grub -o "$ISODIR/boot/grub/i386-pc/eltorito.img" \
+        biosdisk iso9660 part_msdos part_gpt normal configfile linux echo test true sleep \
+        serial terminal search search_fs_file search_label ls cat halt reboot
+    SHIM=/usr/lib/shim/shimx64.efi.signed
+    MOKMGR=/usr/lib/shim/mmx64.efi.signed
+    GRUBEFI=/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed
+    for f in "$SHIM" "$MOKMGR" "$GRUBEFI"; do [[ -f $f ]] || die "$f is missing (shim-signed, grub-efi-amd64-signed)"; done
+    ESPDIR=$WORK/esp
+    mkdir -p "$ESPDIR/EFI/BOOT"
+    cp "$SHIM" "$ESPDIR/EFI/BOOT/BOOTX64.EFI"
+    cp "$MOKMGR" "$ESPDIR/EFI/BOOT/mmx64.efi"
+    cp "$GRUBEFI" "$ESPDIR/EFI/BOOT/grubx64.efi"
+    # Used by GRUB only when it cannot find /.disk/info ($cmdpath/grub.cfg).
+    cat > "$ESPDIR/EFI/BOOT/grub.cfg" <<'CFG'
+search --no-floppy --file --set=root /ferry/initrd.img
+set prefix=($root)/boot/grub
+configfile $prefix/grub.cfg
+CFG
+    cp -r "$ESPDIR/EFI/BOOT/." "$ISODIR/EFI/BOOT/"
+    find "$ESPDIR" "$ISODIR" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    esp_kib=$(( ($(du -sk --apparent-size "$ESPDIR" | cut -f1) + 1024) / 1024 * 1024 + 1024 ))
+    rm -f "$ISODIR/efi.img"
+    mkfs.fat -C -n FERRY-ESP -i 46455259 --invariant "$ISODIR/efi.img" "$esp_kib" >/dev/null
+    MTOOLS_SKIP_CHECK=1 mmd -i "$ISODIR/efi.img" ::/EFI ::/EFI/BOOT
+    MTOOLS_SKIP_CHECK=1 mcopy -m -i "$ISODIR/efi.img" "$ESPDIR/EFI/BOOT/"* ::/EFI/BOOT/
+    touch -d "@$SOURCE_DATE_EPOCH" "$ISODIR/efi.img"
+    iso_date=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d%H%M%S00)
+    rm -f "$OUT/ferry.iso"
+    xorriso -as mkisofs -graft-points --modification-date="$iso_date" --set_all_file_dates "$iso_date" -V FERRY \
+        -b boot/grub/i386-pc/eltorito.img -no-emul-boot -boot-load-size 4 -boot-info-table \
+        --grub2-boot-info --grub2-mbr /usr/lib/grub/i386-pc/boot_hybrid.img \
+        --efi-boot efi.img -efi-boot-part --efi-boot-image --protective-msdos-label \
+        -o "$OUT/ferry.iso" -r "$ISODIR" --sort-weight 0 / --sort-weight 1 /boot \
+        > "$WORK/xorriso.log" 2>&1 || { cat "$WORK/xorriso.log" >&2; die "xorriso failed"; }
+    touch -d "@$SOURCE_DATE_EPOCH" "$OUT/ferry.iso"
 fi
 
 # -------------------------------------------------------------------- PXE ----
@@ -316,7 +363,7 @@ if [[ -n $DO_PXE ]]; then
     render image/ferry.ipxe ferry-vmlinuz ferry-initrd.img > "$OUT/ferry.ipxe"
     mkdir -p "$OUT/pxelinux.cfg" "$OUT/grub"
     render image/pxelinux.cfg ferry-vmlinuz ferry-initrd.img > "$OUT/pxelinux.cfg/default"
-    render image/grub.cfg "(\$root)/ferry-vmlinuz" "(\$root)/ferry-initrd.img" > "$OUT/grub/grub.cfg"
+    render image/grub.cfg /ferry-vmlinuz /ferry-initrd.img > "$OUT/grub/grub.cfg"
     touch -d "@$SOURCE_DATE_EPOCH" "$OUT/ferry.ipxe" "$OUT/pxelinux.cfg/default" "$OUT/grub/grub.cfg"
 fi
 
