@@ -141,15 +141,24 @@ tier_fuzz() {
     done
 }
 
-# The boot image is stale when anything it is built from is newer than it.
+# What the boot image is built from, as one hash: every file's contents (not
+# times: the build dates its outputs to SOURCE_DATE_EPOCH, and a checkout
+# makes files newer than their commit).
+image_inputs() {
+    find "$ROOT/src" "$ROOT/initramfs" "$ROOT/image" "$ROOT/scripts/build-image.sh" \
+         "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" -path "$ROOT/image/out" -prune -o -type f -print0 |
+        sort -z | xargs -0 sha256sum | sed "s|$ROOT/||" | sha256sum | cut -d' ' -f1
+}
+
+# The image is stale when an output is missing or the inputs changed since
+# the qemu tier last built it (target/qemu/image.inputs).
 image_stale() {
-    local initrd=$ROOT/image/out/ferry-initrd.img f
+    local f stamp=${CARGO_TARGET_DIR:-$ROOT/target}/qemu/image.inputs
     for f in ferry-vmlinuz ferry-initrd.img ferry.iso ferry.ipxe; do
         [[ -s $ROOT/image/out/$f || -s $ROOT/image/out/pxe/$f ]] || return 0
     done
-    [[ -n $(find "$ROOT/src" "$ROOT/initramfs" "$ROOT/image" "$ROOT/scripts/build-image.sh" \
-                 "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" -path "$ROOT/image/out" -prune -o \
-                 -type f -newer "$initrd" -print -quit) ]]
+    [[ -f $stamp && $(cat "$stamp") == "$(image_inputs)" ]] && return 1
+    return 0
 }
 
 tier_qemu() {
@@ -157,14 +166,20 @@ tier_qemu() {
     [[ $(id -u) -eq 0 ]] || die "the qemu tier needs root (fixtures use loop devices): run as root"
     need_packages qemu-system-x86 ovmf ipxe-qemu xz-utils
     [[ -f $ROOT/scripts/build-image.sh ]] || die "scripts/build-image.sh is missing: the boot image recipe must be in this tree"
+    local stamp=${CARGO_TARGET_DIR:-$ROOT/target}/qemu/image.inputs
+    mkdir -p "$(dirname "$stamp")"
     if image_stale; then
         say "qemu: building the boot image (scripts/build-image.sh)"
+        local inputs
+        inputs=$(image_inputs)
         bash scripts/build-image.sh
+        echo "$inputs" > "$stamp"
+    else
+        say "qemu: the boot image in image/out is up to date"
     fi
     local fx=$ROOT/target/fixtures
     [[ -f $fx/manifest.json ]] || bash scripts/fixtures.sh "$fx"
     local times=${CARGO_TARGET_DIR:-$ROOT/target}/qemu/times.log
-    mkdir -p "$(dirname "$times")"
     : > "$times"
     # One scenario at a time: each guest is one TCG thread, a pair fills 2 cores.
     FERRY_FIXTURES=$fx cargo_test --locked -p qemu-tests -- --test-threads=1
