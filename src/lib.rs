@@ -9,6 +9,7 @@ pub mod disk;
 pub mod inventory;
 pub mod job;
 pub mod layout;
+pub mod plan;
 pub mod proto;
 pub mod receiver;
 pub mod report;

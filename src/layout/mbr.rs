@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::{Result, corrupt, read_vec};
 use crate::disk::{Cursor, MemDisk, ReadAt};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MbrKind {
     Primary,
