@@ -17,6 +17,7 @@ pub use tree::render_tree;
 
 use crate::disk::sysfs::Roots;
 use crate::layout::fs::{FsInfo, UsedMethod};
+use crate::layout::lvm::{LvMeta, PvMeta, VgMeta};
 use crate::layout::ranges::RangeSet;
 
 /// Version of the JSON schema; bumped on any incompatible change.
@@ -282,6 +283,39 @@ pub struct LogicalVolume {
     pub complete: bool,
     pub segments: Vec<crate::layout::lvm::Segment>,
     pub content: Option<Content>,
+}
+
+impl VolumeGroup {
+    /// The VG metadata back from its inventory form (what LV reads need).
+    pub fn meta(&self) -> VgMeta {
+        VgMeta {
+            name: self.name.clone(),
+            uuid: self.uuid.clone(),
+            seqno: self.seqno,
+            extent_size: self.extent_size,
+            pvs: self
+                .pvs
+                .iter()
+                .map(|p| PvMeta {
+                    key: p.key.clone(),
+                    uuid: p.uuid.clone(),
+                    device_hint: p.device_hint.clone(),
+                    pe_start: p.pe_start,
+                    pe_count: p.pe_count,
+                })
+                .collect(),
+            lvs: self
+                .lvs
+                .iter()
+                .map(|l| LvMeta {
+                    name: l.name.clone(),
+                    uuid: l.uuid.clone(),
+                    visible: l.visible,
+                    segments: l.segments.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Inventory {

@@ -2,4 +2,14 @@
 //! target's partitions and volumes grow; then, on the receiver, applying it
 //! (tables written last, filesystems and LVM grown).
 
+pub mod explain;
+pub mod layout;
+pub mod spec;
 pub mod target;
+
+pub use explain::explain;
+pub use layout::{PlanError, Planned, compute};
+pub use spec::PlanSpec;
+
+#[cfg(test)]
+mod tests;

@@ -135,13 +135,20 @@ impl Step {
     /// One line for events, reports and `ferry plan --explain`.
     pub fn describe(&self) -> String {
         match self {
-            Step::GrowExt { place } => format!("grow ext filesystem on {place} (e2fsck -fy, resize2fs)"),
+            Step::GrowExt { place } => {
+                format!("grow ext filesystem on {place} (e2fsck -fy, resize2fs)")
+            }
             Step::GrowXfs { place } => format!("grow xfs on {place} (mount, xfs_growfs)"),
             Step::GrowNtfs { place } => format!("grow ntfs on {place} (ntfsresize)"),
-            Step::Mkswap { place, .. } => format!("re-create swap on {place} (mkswap, same UUID and label)"),
+            Step::Mkswap { place, .. } => {
+                format!("re-create swap on {place} (mkswap, same UUID and label)")
+            }
             Step::PvResize { place, vg } => format!("grow PV of {vg} on {place} (pvresize)"),
             Step::LvExtend { vg, lv, size } => {
-                format!("extend {vg}/{lv} to {} (lvextend)", crate::units::human(*size))
+                format!(
+                    "extend {vg}/{lv} to {} (lvextend)",
+                    crate::units::human(*size)
+                )
             }
         }
     }

@@ -11,9 +11,8 @@ use anyhow::{Context, bail};
 
 use crate::disk::sysfs::{self, Roots};
 use crate::disk::{SharedReader, Slice, SourceDisk};
-use crate::inventory::{Disk, Inventory, InventoryConfig, VolumeGroup, inventory};
+use crate::inventory::{Disk, Inventory, InventoryConfig, inventory};
 use crate::layout::lvm::map::SharedLv;
-use crate::layout::lvm::{LvMeta, PvMeta, VgMeta};
 use crate::layout::ranges::RangeSet;
 
 /// A volume ready to be read.
@@ -242,7 +241,7 @@ fn open_one(
                         .transpose()
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let reader = SharedLv::new(Arc::new(vg_meta(vg)), i, pvs)?;
+            let reader = SharedLv::new(Arc::new(vg.meta()), i, pvs)?;
             Ok(SourceVolume {
                 name: name.to_string(),
                 size: lv.size,
@@ -250,37 +249,6 @@ fn open_one(
                 reader: Arc::new(reader),
             })
         }
-    }
-}
-
-/// The VG metadata back from its inventory form (what LV reads need).
-fn vg_meta(vg: &VolumeGroup) -> VgMeta {
-    VgMeta {
-        name: vg.name.clone(),
-        uuid: vg.uuid.clone(),
-        seqno: vg.seqno,
-        extent_size: vg.extent_size,
-        pvs: vg
-            .pvs
-            .iter()
-            .map(|p| PvMeta {
-                key: p.key.clone(),
-                uuid: p.uuid.clone(),
-                device_hint: p.device_hint.clone(),
-                pe_start: p.pe_start,
-                pe_count: p.pe_count,
-            })
-            .collect(),
-        lvs: vg
-            .lvs
-            .iter()
-            .map(|l| LvMeta {
-                name: l.name.clone(),
-                uuid: l.uuid.clone(),
-                visible: l.visible,
-                segments: l.segments.clone(),
-            })
-            .collect(),
     }
 }
 
