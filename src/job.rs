@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::PlanSpec;
 use crate::proto::message::{HashAlgo, Pass};
 use crate::proto::tls::{fingerprint_hex, parse_fingerprint};
 use crate::source::rate::RateLimit;
@@ -25,7 +26,8 @@ pub const DEFAULT_TASK: &str = "ferry";
 /// The most TLS streams a pass may use (the receiver takes 16 extra).
 pub const MAX_STREAMS: usize = crate::receiver::join::MAX_STREAMS + 1;
 
-/// A job file. Sections are tables: `[receiver]`, `[transfer]`, `[rate]`.
+/// A job file. Sections are tables: `[receiver]`, `[transfer]`, `[rate]`,
+/// `[plan]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Job {
@@ -38,6 +40,10 @@ pub struct Job {
     /// The network rate limit: a default and windows of local time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<Schedule>,
+    /// The migration plan: source disks to target disks, selection, growth
+    /// (`ferry plan` writes it). Instead of `transfer.volumes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanSpec>,
 }
 
 /// `[receiver]`: the address, the pinned certificate and the pairing code
@@ -331,6 +337,12 @@ impl Job {
         if let Some(s) = &self.rate {
             s.validate().or_else(|e| bad("rate", e.to_string()))?;
         }
+        if self.plan.is_some() && t.volumes.is_some() {
+            return bad(
+                "transfer.volumes",
+                "a job with a [plan] sends what the plan selects; leave volumes out".into(),
+            );
+        }
         Ok(())
     }
 
@@ -339,6 +351,12 @@ impl Job {
     pub fn overlay(self, top: Job) -> Job {
         let (r, t) = (self.receiver, self.transfer);
         let (tr, tt) = (top.receiver, top.transfer);
+        // Volumes named on top replace the plan below, as they replace its
+        // volumes.
+        let plan = match tt.volumes {
+            Some(_) => top.plan,
+            None => top.plan.or(self.plan),
+        };
         Job {
             receiver: ReceiverSection {
                 address: tr.address.or(r.address),
@@ -358,6 +376,7 @@ impl Job {
                 read_limit_mbps: tt.read_limit_mbps.or(t.read_limit_mbps),
             },
             rate: top.rate.or(self.rate),
+            plan,
         }
     }
 
@@ -383,6 +402,7 @@ impl Job {
                 read_limit_mbps: t.read_limit_mbps.or(Some(0)),
             },
             rate: self.rate.or_else(|| Some(Schedule::default())),
+            plan: self.plan,
         }
     }
 
@@ -400,7 +420,7 @@ impl Job {
         if r.code.is_none() {
             v.push(missing(Need::Code));
         }
-        if self.transfer.volumes.as_ref().is_none_or(Vec::is_empty) {
+        if self.plan.is_none() && self.transfer.volumes.as_ref().is_none_or(Vec::is_empty) {
             v.push(missing(Need::Volumes));
         }
         v
@@ -418,9 +438,13 @@ impl Job {
         let address = r.address.ok_or_else(|| missing(Need::Address))?;
         let fp = r.fingerprint.ok_or_else(|| missing(Need::Fingerprint))?;
         let code = r.code.ok_or_else(|| missing(Need::Code))?;
-        let volumes = t.volumes.ok_or_else(|| missing(Need::Volumes))?;
+        let volumes = match &j.plan {
+            Some(_) => Vec::new(),
+            None => t.volumes.ok_or_else(|| missing(Need::Volumes))?,
+        };
         let task = t.task.unwrap_or_else(|| DEFAULT_TASK.to_string());
         let mut config = SendConfig::new(&address, fp.0, &code, &task, volumes);
+        config.plan = j.plan.clone();
         let schedule = j.rate.unwrap_or_default();
         if let Some(scan) = t.scan {
             config.scan = scan;

@@ -4,6 +4,7 @@ mod api;
 mod boot;
 mod inventory;
 mod netcheck;
+mod plan;
 mod receive;
 mod send;
 
@@ -24,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// List disks, partition tables, LVM volumes, filesystems and used space.
     Inventory(inventory::InventoryArgs),
+    /// Work out a migration plan (selection, target disks, growth) and write
+    /// it as a job file for `ferry send --job`.
+    Plan(plan::PlanArgs),
     /// Receive volumes into target disks or image files (data on port 8703).
     Receive(receive::ReceiveArgs),
     /// Send volumes' used blocks to a receiver.
@@ -43,6 +47,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Inventory(a) => inventory::run(a),
+        Command::Plan(a) => plan::run(a),
         Command::Receive(a) => receive::run(a),
         Command::Send(a) => send::run(a),
         Command::Netcheck(a) => netcheck::run(a),

@@ -140,6 +140,7 @@ impl SendArgs {
                 .rate_schedule
                 .clone()
                 .or(self.rate.map(Schedule::constant)),
+            plan: None,
         }
     }
 }

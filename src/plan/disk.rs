@@ -313,7 +313,7 @@ pub(super) fn plan_disk(
         };
         let mut action = Vec::new();
         if p.content.is_none() {
-            action.push("container".to_string());
+            action.push("container of the logical partitions".to_string());
         } else if !selected {
             action.push("not selected: stays empty".to_string());
         }

@@ -304,7 +304,9 @@ pub(super) fn requested(volume: &str, size: u64, want: u64, unit: u64) -> Result
     let want = align_up(want, unit);
     if want < size {
         return err(format!(
-            "{volume}: cannot shrink from {size} to {want} bytes: volumes only grow"
+            "{volume}: cannot shrink from {} to {} ({size} to {want} bytes): volumes only grow",
+            crate::units::human(size),
+            crate::units::human(want)
         ));
     }
     Ok(want)

@@ -56,6 +56,8 @@ pub enum ErrorCode {
     UnknownTask,
     DecompressBound,
     Internal,
+    /// A post-step (partition table, filesystem or LVM growth) failed.
+    PostStep,
     /// A code this build does not know (a newer peer); kept as sent.
     Other(u16),
 }
@@ -75,6 +77,7 @@ impl ErrorCode {
             ErrorCode::UnknownTask => 10,
             ErrorCode::DecompressBound => 11,
             ErrorCode::Internal => 12,
+            ErrorCode::PostStep => 13,
             ErrorCode::Other(v) => v,
         }
     }
@@ -93,6 +96,7 @@ impl ErrorCode {
             10 => ErrorCode::UnknownTask,
             11 => ErrorCode::DecompressBound,
             12 => ErrorCode::Internal,
+            13 => ErrorCode::PostStep,
             v => ErrorCode::Other(v),
         })
     }
@@ -256,6 +260,10 @@ pub enum Message {
     Join {
         session: u64,
     },
+    /// Source -> receiver, before Layout when the pass follows a plan: the
+    /// target disks' tables and grow steps (JSON of
+    /// [`crate::plan::target::TargetPlan`]), applied once the data is durable.
+    TargetPlan(String),
 }
 
 /// What the receiver's operator asks of a running task.
@@ -288,6 +296,7 @@ impl Message {
             Message::Control(_) => 14,
             Message::Probe(_) => 15,
             Message::Join { .. } => 16,
+            Message::TargetPlan(_) => 17,
         }
     }
 
@@ -368,6 +377,9 @@ impl Message {
             }
             Message::Join { session } => {
                 w.u64(*session);
+            }
+            Message::TargetPlan(json) => {
+                w.u32(json.len() as u32).bytes(json.as_bytes());
             }
         }
     }
@@ -521,6 +533,14 @@ impl Message {
             }
             15 => Message::Probe(r.rest(payload)),
             16 => Message::Join { session: r.u64()? },
+            17 => {
+                let at = r.pos();
+                let n = r.u32()? as usize;
+                let b = r.take(n)?;
+                let text = std::str::from_utf8(b)
+                    .map_err(|_| r.invalid_at("target plan", at, "not UTF-8".into()))?;
+                Message::TargetPlan(text.to_string())
+            }
             k => return Err(r.invalid_at("message kind", 0, format!("unknown kind {k}"))),
         };
         r.finish()?;

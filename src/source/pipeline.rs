@@ -30,6 +30,9 @@ pub(super) struct Job {
     pub(super) volume: usize,
     pub(super) offset: u64,
     pub(super) len: u32,
+    /// Where it lands: target index and byte offset on the target.
+    pub(super) target: u32,
+    pub(super) target_offset: u64,
 }
 
 /// A framed chunk, or why the pipeline stopped.
@@ -37,6 +40,10 @@ pub(super) enum Item {
     /// Comparison passes: a chunk's place and hash, no data.
     Hashed {
         seq: u64,
+        /// The volume (index) and the byte offset in it; `chunk` has the
+        /// place on the target.
+        volume: usize,
+        offset: u64,
         chunk: ChunkRef,
     },
     Frame {
@@ -87,20 +94,22 @@ pub(super) fn start_pipeline(
                 let data = &buf.as_ref()[..job.len as usize];
                 if hash_only {
                     let chunk = ChunkRef {
-                        target: job.volume as u32,
-                        offset: job.offset,
+                        target: job.target,
+                        offset: job.target_offset,
                         len: job.len,
                         hash: crate::proto::digest::hash(algo, data),
                     };
                     let _ = pool.send(buf);
                     let _ = reply.send(Ok(Item::Hashed {
                         seq: job.seq,
+                        volume: job.volume,
+                        offset: job.offset,
                         chunk,
                     }));
                     continue;
                 }
                 let item = prep
-                    .frame(job.seq, job.volume as u32, job.offset, data)
+                    .frame(job.seq, job.target, job.target_offset, data)
                     .map_err(|e| format!("compressing chunk {}: {e}", job.seq))
                     .map(|(header, frame)| Item::Frame {
                         seq: job.seq,
@@ -175,6 +184,8 @@ pub(super) fn start_pipeline(
                     volume: vi,
                     offset,
                     len,
+                    target: v.target,
+                    target_offset: v.base + offset,
                 };
                 if read_tx.send((job, reply_tx)).is_err() {
                     return;

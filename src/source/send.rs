@@ -20,7 +20,7 @@ use super::rate::{Pacer, RateLimit};
 use super::record;
 use super::streams;
 use super::tally::{Tally, VolumeSummary};
-use super::volumes::{SourceVolume, open_volumes};
+use super::volumes::{SourceVolume, open_plan, open_volumes};
 use crate::disk::sysfs::Roots;
 use crate::proto::codec::{MAX_FRAME, write_message};
 use crate::proto::message::*;
@@ -37,6 +37,8 @@ pub struct SendConfig {
     /// The task name; the same name resumes.
     pub task: String,
     pub volumes: Vec<String>,
+    /// A plan instead of `volumes`: disks to target disks, grown as it says.
+    pub plan: Option<crate::plan::PlanSpec>,
     /// Extra disks to search for the PVs of named LVs.
     pub scan: Vec<PathBuf>,
     pub pass: Pass,
@@ -73,6 +75,7 @@ impl SendConfig {
             code: code.to_string(),
             task: task.to_string(),
             volumes,
+            plan: None,
             scan: Vec::new(),
             pass: Pass::Full,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -127,19 +130,17 @@ fn layout(volumes: &[SourceVolume], cfg: &SendConfig) -> Layout {
         hash: cfg.hash,
         volumes: volumes
             .iter()
-            .enumerate()
-            .map(|(i, v)| VolumePlan {
+            .map(|v| VolumePlan {
                 name: v.name.clone(),
-                target: i as u32,
+                target: v.target,
                 size: v.size,
-                // Until the planner lands: same offsets on the target.
                 extents: v
                     .used
                     .iter()
                     .map(|(a, b)| Extent {
                         source_offset: a,
                         len: b - a,
-                        target_offset: a,
+                        target_offset: v.base + a,
                     })
                     .collect(),
             })
@@ -151,17 +152,34 @@ fn layout(volumes: &[SourceVolume], cfg: &SendConfig) -> Layout {
 /// error with the volume and offset, a dropped connection.
 pub fn send(cfg: &SendConfig) -> anyhow::Result<SendReport> {
     record::begin(cfg);
-    let res = open_volumes(&cfg.volumes, &cfg.scan, &cfg.roots).and_then(|volumes| {
+    let res = open_source(cfg).and_then(|(plan, volumes)| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        rt.block_on(run(cfg, volumes))
+        rt.block_on(run(cfg, volumes, plan))
     });
     record::end(cfg, &res);
     res
 }
 
-async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<SendReport> {
+/// The volumes to read and, with a plan, the target plan (JSON) for the
+/// receiver.
+fn open_source(cfg: &SendConfig) -> anyhow::Result<(Option<String>, Vec<SourceVolume>)> {
+    match &cfg.plan {
+        None => Ok((None, open_volumes(&cfg.volumes, &cfg.scan, &cfg.roots)?)),
+        Some(spec) => {
+            let (planned, volumes) = open_plan(spec, &cfg.scan, &cfg.roots)?;
+            let json = serde_json::to_string(&planned.target_plan())?;
+            Ok((Some(json), volumes))
+        }
+    }
+}
+
+async fn run(
+    cfg: &SendConfig,
+    volumes: Vec<SourceVolume>,
+    plan: Option<String>,
+) -> anyhow::Result<SendReport> {
     let start = Instant::now();
     let Link {
         mut r,
@@ -169,6 +187,9 @@ async fn run(cfg: &SendConfig, volumes: Vec<SourceVolume>) -> anyhow::Result<Sen
         session,
         ..
     } = connect(&cfg.receiver, cfg.fingerprint, &cfg.code, &cfg.task).await?;
+    if let Some(json) = plan {
+        write_message(&mut w, &Message::TargetPlan(json), MAX_FRAME).await?;
+    }
     write_message(&mut w, &Message::Layout(layout(&volumes, cfg)), MAX_FRAME).await?;
     let (resume, hint) = match r.next().await? {
         Some(Message::LayoutAccepted(a)) => (a.resume_seq, a.compare),
@@ -364,10 +385,12 @@ async fn compare_pass(
     let mut prep = Preparer::new(cfg.level, cfg.hash)?;
     let mut pacer = Pacer::default();
     let mut paused = false;
-    let mut batch: Vec<(u64, ChunkRef)> = Vec::with_capacity(QUERY_BATCH);
+    // (seq, volume, offset in it, the chunk's place and hash)
+    let mut batch: Vec<(u64, usize, u64, ChunkRef)> = Vec::with_capacity(QUERY_BATCH);
     // Queries asked and not yet answered: the next batch is hashed here
     // while the receiver hashes its target for the one before.
-    let mut asked: std::collections::VecDeque<Vec<(u64, ChunkRef)>> = Default::default();
+    let mut asked: std::collections::VecDeque<Vec<(u64, usize, u64, ChunkRef)>> =
+        Default::default();
     let mut next_seq = 0;
     // Checkpoints as in a sending pass: after so many bytes sent or so many
     // seconds, not after every batch (each costs the receiver a journal
@@ -375,11 +398,14 @@ async fn compare_pass(
     let (mut since_checkpoint, mut last_checkpoint) = (0u64, std::time::Instant::now());
     loop {
         let done = match items.recv().await {
-            Some(Item::Hashed { seq, chunk }) => {
-                report
-                    .tally
-                    .hashed(chunk.target as usize, chunk.len, &chunk.hash);
-                batch.push((seq, chunk));
+            Some(Item::Hashed {
+                seq,
+                volume,
+                offset,
+                chunk,
+            }) => {
+                report.tally.hashed(volume, chunk.len, &chunk.hash);
+                batch.push((seq, volume, offset, chunk));
                 false
             }
             Some(Item::Failed(why)) => bail!("{why}"),
@@ -389,7 +415,7 @@ async fn compare_pass(
         if batch.len() >= QUERY_BATCH || (done && !batch.is_empty()) {
             let query = HashQuery {
                 first_seq: batch[0].0,
-                chunks: batch.iter().map(|b| b.1).collect(),
+                chunks: batch.iter().map(|b| b.3).collect(),
             };
             write_message(w, &Message::HashQuery(query), MAX_FRAME).await?;
             asked.push_back(std::mem::take(&mut batch));
@@ -413,29 +439,29 @@ async fn compare_pass(
                 }
             };
             report.compared += b.len() as u64;
-            for ((seq, c), held) in b.into_iter().zip(have) {
+            for ((seq, vi, offset, c), held) in b.into_iter().zip(have) {
                 next_seq = seq + 1;
                 if held {
-                    report.tally.held(c.target as usize, c.len);
+                    report.tally.held(vi, c.len);
                     continue;
                 }
-                let v = &volumes[c.target as usize];
+                let v = &volumes[vi];
                 if cfg.pass == Pass::Verify {
                     report.mismatches.push(Mismatch {
                         volume: v.name.clone(),
-                        offset: c.offset,
+                        offset,
                         len: c.len,
                     });
                     continue;
                 }
                 let mut data = vec![0u8; c.len as usize];
                 v.reader
-                    .read_exact_at(&mut data, c.offset)
-                    .with_context(|| format!("reading {} at byte {}", v.name, c.offset))?;
+                    .read_exact_at(&mut data, offset)
+                    .with_context(|| format!("reading {} at byte {offset}", v.name))?;
                 let (header, frame) = prep.frame(seq, c.target, c.offset, &data)?;
                 let zero = header.codec == Codec::Zero;
                 let covers = Covers {
-                    volume: c.target,
+                    volume: vi as u32,
                     len: c.len,
                     zero,
                 };

@@ -133,6 +133,8 @@ mod tests {
             size: 8 << 20,
             used: r,
             reader: Arc::new(MemDisk(vec![0u8; 8 << 20])),
+            target: 0,
+            base: 0,
         }
     }
 

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 
 use crate::disk::sysfs::{self, Roots};
-use crate::disk::{SharedReader, Slice, SourceDisk};
+use crate::disk::{ReadAt, SharedReader, Slice, SourceDisk};
 use crate::inventory::{Disk, Inventory, InventoryConfig, inventory};
 use crate::layout::lvm::map::SharedLv;
 use crate::layout::ranges::RangeSet;
+use crate::plan::target::BOOT_CODE_LEN;
+use crate::plan::{PlanSpec, Planned, compute};
 
 /// A volume ready to be read.
 pub struct SourceVolume {
@@ -23,6 +25,10 @@ pub struct SourceVolume {
     /// The byte ranges to send; nothing else is read.
     pub used: RangeSet,
     pub reader: SharedReader,
+    /// The receiver's target it goes to; volume byte `x` lands at
+    /// `base + x` on it.
+    pub target: u32,
+    pub base: u64,
 }
 
 impl std::fmt::Debug for SourceVolume {
@@ -31,6 +37,8 @@ impl std::fmt::Debug for SourceVolume {
             .field("name", &self.name)
             .field("size", &self.size)
             .field("used", &self.used.total())
+            .field("target", &self.target)
+            .field("base", &self.base)
             .finish()
     }
 }
@@ -100,11 +108,77 @@ pub fn open_volumes(
     };
     let inv = inventory(&cfg)?;
     let mut readers = Readers::default();
+    // Without a plan, volume N goes to target N at the same offsets.
     parsed
         .iter()
         .zip(names)
-        .map(|(n, name)| open_one(&inv, n, name, &mut readers))
+        .enumerate()
+        .map(|(i, (n, name))| {
+            let mut v = open_one(&inv, n, name, &mut readers)?;
+            v.target = i as u32;
+            Ok(v)
+        })
         .collect()
+}
+
+/// Work out a plan on the disks it names (every block device when it names
+/// none, plus `scan`) and open what it reads: the bytes in front of each
+/// disk's partitions and the selected partitions (an LV travels inside its
+/// PVs). Damage on a planned disk is an error.
+pub fn open_plan(
+    spec: &PlanSpec,
+    scan: &[PathBuf],
+    roots: &Roots,
+) -> anyhow::Result<(Planned, Vec<SourceVolume>)> {
+    let mut paths: Vec<PathBuf> = spec
+        .disks
+        .iter()
+        .chain(spec.targets.keys())
+        .chain(spec.target_size.keys())
+        .map(PathBuf::from)
+        .chain(scan.iter().cloned())
+        .collect();
+    if spec.disks.is_empty() {
+        paths.extend(sysfs::discover(roots).context("listing block devices")?);
+    }
+    paths.sort();
+    paths.dedup();
+    let cfg = InventoryConfig {
+        paths,
+        with_ranges: true,
+        roots: roots.clone(),
+    };
+    let inv = inventory(&cfg)?;
+    let mut readers = Readers::default();
+    let planned = compute(&inv, spec, &mut |d| {
+        let disk = readers.disk(&d.path).map_err(|e| format!("{e:#}"))?;
+        let mut code = vec![0u8; BOOT_CODE_LEN];
+        disk.read_exact_at(&mut code, 0)
+            .map_err(|e| e.to_string())?;
+        Ok(code)
+    })?;
+    for d in &planned.disks {
+        let disk = inv
+            .disks
+            .iter()
+            .find(|x| x.path == d.source)
+            .expect("planned from this inventory");
+        check_clean(&inv, disk, &d.source)?;
+    }
+    let volumes = planned
+        .volumes()
+        .map(|p| {
+            Ok(SourceVolume {
+                name: p.name.clone(),
+                size: p.size,
+                used: p.used.clone(),
+                reader: readers.volume(&inv, &p.name)?,
+                target: p.target,
+                base: p.base,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((planned, volumes))
 }
 
 /// Opened disks and partition readers, shared between volumes.
@@ -181,6 +255,8 @@ fn open_one(
                 size: d.size,
                 used: d.used_ranges.clone().expect("ranges were asked for"),
                 reader: readers.volume(inv, &d.path)?,
+                target: 0,
+                base: 0,
             })
         }
         Name::Partition(p, num) => {
@@ -202,6 +278,8 @@ fn open_one(
                 size: part.size,
                 used,
                 reader: readers.volume(inv, &part.volume)?,
+                target: 0,
+                base: 0,
             })
         }
         Name::Lv(vg_name, lv_name) => {
@@ -247,6 +325,8 @@ fn open_one(
                 size: lv.size,
                 used: c.used_ranges.clone().expect("ranges were asked for"),
                 reader: Arc::new(reader),
+                target: 0,
+                base: 0,
             })
         }
     }

@@ -114,6 +114,7 @@ fn samples() -> Vec<Message> {
         }),
         Message::Probe(Bytes::from_static(&[0x5a; 100])),
         Message::Join { session: 77 },
+        Message::TargetPlan("{\"disks\":[]}".into()),
     ]
 }
 
@@ -395,6 +396,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
             .prop_map(|(rate_mbit, paused)| Message::Control(Control { rate_mbit, paused })),
         proptest::collection::vec(any::<u8>(), 0..300).prop_map(|d| Message::Probe(Bytes::from(d))),
         any::<u64>().prop_map(|session| Message::Join { session }),
+        ".{0,200}".prop_map(Message::TargetPlan),
         proptest::collection::vec(
             (
                 ".{0,20}",

@@ -210,6 +210,8 @@ mod tests {
             size: data.len() as u64,
             used: RangeSet::full(data.len() as u64),
             reader: Arc::new(MemDisk(data)),
+            target: 0,
+            base: 0,
         };
         let mut c = cfg();
         c.sample_bytes = 16 << 20;
