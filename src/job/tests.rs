@@ -134,6 +134,7 @@ fn precedence_flag_over_file_over_default() {
             ..Default::default()
         },
         rate: None,
+        plan: None,
     };
     let d = SendConfig::new("", [0; 32], "", "x", Vec::new());
     let sj = Job::default().overlay(bare).resolve().unwrap();
@@ -175,9 +176,9 @@ fn toml_errors_name_the_file_line_and_key() {
     assert!(e.contains("job.toml"), "{e}");
     assert!(e.contains("line 3"), "{e}");
     assert!(e.contains("unknown field `speed`"), "{e}");
-    let e = parse_err("[plan]\ngrow = true\n");
+    let e = parse_err("[planning]\ngrow = true\n");
     assert!(
-        e.contains("unknown field `plan`") && e.contains("line 1"),
+        e.contains("unknown field `planning`") && e.contains("line 1"),
         "{e}"
     );
     let e = parse_err(
@@ -307,4 +308,53 @@ fn fingerprints_as_typed_are_written_plain() {
     ))
     .unwrap();
     assert_eq!(j.to_toml(), format!("[receiver]\nfingerprint = \"{FP}\"\n"));
+}
+
+#[test]
+fn a_plan_replaces_the_volumes_and_volumes_on_top_replace_the_plan() {
+    let text = r#"
+[receiver]
+address = "10.0.0.5"
+fingerprint = "3f2a9c0112345678123456781234567812345678123456781234567812345678"
+code = "K7QX-3MPA"
+
+[plan]
+disks = ["/dev/sda"]
+[plan.grow]
+"/dev/sda:2" = "max"
+"#;
+    let job: Job = toml::from_str(text).unwrap();
+    job.validate().unwrap();
+    assert!(job.missing().is_empty(), "a plan needs no volumes");
+    let sj = job.resolve().unwrap();
+    assert!(sj.config.volumes.is_empty());
+    let plan = sj.config.plan.as_ref().unwrap();
+    assert_eq!(plan.disks, ["/dev/sda"]);
+    assert_eq!(plan.grow["/dev/sda:2"], crate::plan::spec::Grow::Max);
+    // Both in one file: an error naming the key.
+    let both: Job =
+        toml::from_str(&format!("{text}\n[transfer]\nvolumes = [\"/dev/sdb\"]\n")).unwrap();
+    let e = both.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("transfer.volumes") && e.contains("[plan]"),
+        "{e}"
+    );
+    // VOLUME arguments replace the file's plan.
+    let flags = Job {
+        transfer: TransferSection {
+            volumes: Some(vec!["/dev/sdb".into()]),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let merged = job.clone().overlay(flags);
+    assert!(merged.plan.is_none());
+    assert_eq!(merged.resolve().unwrap().config.volumes, ["/dev/sdb"]);
+    // The plan survives a round trip through TOML.
+    assert_eq!(toml::from_str::<Job>(&job.to_toml()).unwrap(), job);
+    // Unknown keys in [plan] are errors naming the key.
+    let e = toml::from_str::<Job>("[plan]\ngrowth = {}")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown field `growth`"), "{e}");
 }
