@@ -81,7 +81,13 @@ fn a_plan_moves_selected_partitions_to_a_smaller_target_and_writes_its_table() {
         ..Default::default()
     };
     spec.target_size.insert(name.clone(), Size(12 * MIB));
-    let mut cfg = SendConfig::new(&r.addr.to_string(), r.rx.fingerprint, CODE, "plan", Vec::new());
+    let mut cfg = SendConfig::new(
+        &r.addr.to_string(),
+        r.rx.fingerprint,
+        CODE,
+        "plan",
+        Vec::new(),
+    );
     cfg.plan = Some(spec);
     let rep = send(&cfg).unwrap();
     // Only the swap headers went (and the bytes in front of partition 1).
@@ -95,7 +101,11 @@ fn a_plan_moves_selected_partitions_to_a_smaller_target_and_writes_its_table() {
     assert_eq!(tgt[..440], src_bytes[..440]);
     for p in [1usize, 5] {
         let at = p << 20;
-        assert_eq!(tgt[at..at + 4096], src_bytes[at..at + 4096], "swap at {p} MiB");
+        assert_eq!(
+            tgt[at..at + 4096],
+            src_bytes[at..at + 4096],
+            "swap at {p} MiB"
+        );
         assert!(tgt[at + 4096..at + (2 << 20)].iter().all(|&b| b == 0));
     }
     assert!(tgt[3 << 20..5 << 20].iter().all(|&b| b == 0), "deselected");
@@ -116,7 +126,10 @@ fn a_plan_moves_selected_partitions_to_a_smaller_target_and_writes_its_table() {
     let s = &src_inv.disks[0];
     for (a, b) in d.partitions.iter().zip(&s.partitions) {
         assert_eq!((a.number, a.start, a.size), (b.number, b.start, b.size));
-        assert_eq!((&a.unique_guid, &a.name, &a.type_id), (&b.unique_guid, &b.name, &b.type_id));
+        assert_eq!(
+            (&a.unique_guid, &a.name, &a.type_id),
+            (&b.unique_guid, &b.name, &b.type_id)
+        );
     }
     assert_eq!(d.partitions.len(), 3);
     match (&d.table, &s.table) {
@@ -154,9 +167,18 @@ fn a_plan_that_does_not_fit_is_refused_before_anything_is_sent() {
         ..Default::default()
     };
     spec.target_size.insert(name.clone(), Size(6 * MIB));
-    let mut cfg = SendConfig::new(&r.addr.to_string(), r.rx.fingerprint, CODE, "plan", Vec::new());
+    let mut cfg = SendConfig::new(
+        &r.addr.to_string(),
+        r.rx.fingerprint,
+        CODE,
+        "plan",
+        Vec::new(),
+    );
     cfg.plan = Some(spec);
     let e = format!("{:#}", send(&cfg).unwrap_err());
-    assert!(e.contains("does not fit") && e.contains("enlarge the target by"), "{e}");
+    assert!(
+        e.contains("does not fit") && e.contains("enlarge the target by"),
+        "{e}"
+    );
     assert!(!target.exists() || std::fs::metadata(&target).unwrap().len() == 0);
 }

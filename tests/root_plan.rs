@@ -81,7 +81,7 @@ fn inventory(p: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn partition<'a>(inv: &'a Value, n: u64) -> &'a Value {
+fn partition(inv: &Value, n: u64) -> &Value {
     inv["disks"][0]["partitions"]
         .as_array()
         .unwrap()
@@ -95,7 +95,10 @@ fn steps_ok(report: &Value) -> Vec<String> {
     for s in steps {
         assert_eq!(s["status"], "ok", "{s}");
     }
-    steps.iter().map(|s| s["step"].as_str().unwrap().to_string()).collect()
+    steps
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A loop device over `size` bytes at `offset` of `img`.
@@ -139,7 +142,11 @@ fn root_gpt_grow_middle_partition_pv_and_lv() {
     let v = run("sgdisk", &["-v", &target.display().to_string()]);
     assert!(v.contains("No problems found"), "{v}");
     let inv = inventory(&target);
-    assert!(inv["errors"].as_array().unwrap().is_empty(), "{}", inv["errors"]);
+    assert!(
+        inv["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        inv["errors"]
+    );
     let src_inv = inventory(&src);
     // In front of the first grown partition nothing moved.
     for n in [1, 2, 3] {
@@ -151,7 +158,10 @@ fn root_gpt_grow_middle_partition_pv_and_lv() {
     // Swap and the PV moved behind it, names and GUIDs kept.
     let swap = partition(&inv, 4);
     assert_eq!(swap["start"], 266 * MIB);
-    assert_eq!(swap["content"]["uuid"], partition(&src_inv, 4)["content"]["uuid"]);
+    assert_eq!(
+        swap["content"]["uuid"],
+        partition(&src_inv, 4)["content"]["uuid"]
+    );
     assert_eq!(swap["content"]["label"], "swap0");
     for n in 1..=5 {
         for k in ["name", "unique_guid", "type_id"] {
@@ -194,12 +204,24 @@ fn root_gpt_grow_middle_partition_pv_and_lv() {
     let lvs = run(
         "lvs",
         &[
-            "--config", &cfg, "--readonly", "--nolocking", "--noheadings", "--units", "b",
-            "--nosuffix", "--separator", ":", "-o", "lv_name,lv_size", "vg0",
+            "--config",
+            &cfg,
+            "--readonly",
+            "--nolocking",
+            "--noheadings",
+            "--units",
+            "b",
+            "--nosuffix",
+            "--separator",
+            ":",
+            "-o",
+            "lv_name,lv_size",
+            "vg0",
         ],
     );
     assert!(
-        lvs.lines().any(|l| l.trim() == format!("root:{}", lv_root["size"])),
+        lvs.lines()
+            .any(|l| l.trim() == format!("root:{}", lv_root["size"])),
         "{lvs}"
     );
     drop(pvl);
@@ -212,10 +234,18 @@ fn root_gpt_grow_middle_partition_pv_and_lv() {
     same_files(r.path(), "ext4", "trees/gpt-root");
     drop(r);
     let esp = partition(&inv, 1);
-    let e = part_loop(&target, esp["start"].as_u64().unwrap(), esp["size"].as_u64().unwrap(), 512);
+    let e = part_loop(
+        &target,
+        esp["start"].as_u64().unwrap(),
+        esp["size"].as_u64().unwrap(),
+        512,
+    );
     run("fsck.vfat", &["-n", &e.0]);
     drop(e);
-    for (name, fs, tree) in [("root", "ext4", "trees/gpt-lvroot"), ("data", "xfs", "trees/gpt-lvdata")] {
+    for (name, fs, tree) in [
+        ("root", "ext4", "trees/gpt-lvroot"),
+        ("data", "xfs", "trees/gpt-lvdata"),
+    ] {
         let l = lv(name);
         let segs = l["segments"].as_array().unwrap();
         assert_eq!(segs.len(), 1, "{name}: one linear segment");
@@ -247,11 +277,22 @@ fn root_mbr_grow_a_logical_partition() {
     let v = run("sfdisk", &["-V", &target.display().to_string()]);
     assert!(!v.to_lowercase().contains("error"), "{v}");
     let inv = inventory(&target);
-    assert!(inv["errors"].as_array().unwrap().is_empty(), "{}", inv["errors"]);
+    assert!(
+        inv["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        inv["errors"]
+    );
     let src_inv = inventory(&src);
-    assert_eq!(inv["disks"][0]["table"]["disk_signature"], src_inv["disks"][0]["table"]["disk_signature"]);
+    assert_eq!(
+        inv["disks"][0]["table"]["disk_signature"],
+        src_inv["disks"][0]["table"]["disk_signature"]
+    );
     for n in [1, 2, 3] {
-        assert_eq!(partition(&inv, n)["start"], partition(&src_inv, n)["start"], "{n}");
+        assert_eq!(
+            partition(&inv, n)["start"],
+            partition(&src_inv, n)["start"],
+            "{n}"
+        );
     }
     assert_eq!(partition(&inv, 1)["bootable"], true);
     let l5 = partition(&inv, 5);
@@ -263,15 +304,26 @@ fn root_mbr_grow_a_logical_partition() {
     );
     assert_eq!(l5["content"]["fs_size"], l5["size"]);
     assert!(l5["size"].as_u64().unwrap() > partition(&src_inv, 5)["size"].as_u64().unwrap());
-    assert_eq!(l6["content"]["uuid"], partition(&src_inv, 6)["content"]["uuid"]);
+    assert_eq!(
+        l6["content"]["uuid"],
+        partition(&src_inv, 6)["content"]["uuid"]
+    );
     let ext = partition(&inv, 3);
     assert_eq!(
         ext["start"].as_u64().unwrap() + ext["size"].as_u64().unwrap(),
         400 * MIB
     );
-    for (n, tree, fs) in [(5u64, "trees/mbr-log5", "ext3"), (1, "trees/mbr-boot", "ext4")] {
+    for (n, tree, fs) in [
+        (5u64, "trees/mbr-log5", "ext3"),
+        (1, "trees/mbr-boot", "ext4"),
+    ] {
         let p = partition(&inv, n);
-        let d = part_loop(&target, p["start"].as_u64().unwrap(), p["size"].as_u64().unwrap(), 512);
+        let d = part_loop(
+            &target,
+            p["start"].as_u64().unwrap(),
+            p["size"].as_u64().unwrap(),
+            512,
+        );
         fsck_ext(d.path());
         same_files(d.path(), fs, tree);
     }
@@ -295,14 +347,23 @@ fn root_gpt_4k_sectors_grow_xfs() {
     let v = run("sgdisk", &["-v", &target.display().to_string()]);
     assert!(v.contains("No problems found"), "{v}");
     let inv = inventory(&target);
-    assert!(inv["errors"].as_array().unwrap().is_empty(), "{}", inv["errors"]);
+    assert!(
+        inv["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        inv["errors"]
+    );
     assert_eq!(inv["disks"][0]["logical_sector_size"], 4096);
     let p = partition(&inv, 2);
     let end = p["start"].as_u64().unwrap() + p["size"].as_u64().unwrap();
     // The backup GPT at 4096-byte sectors: header and a 4-sector array.
     assert_eq!(end, size * 2 - 5 * 4096);
     assert_eq!(p["content"]["fs_size"], p["size"]);
-    let d = part_loop(&target, p["start"].as_u64().unwrap(), p["size"].as_u64().unwrap(), 4096);
+    let d = part_loop(
+        &target,
+        p["start"].as_u64().unwrap(),
+        p["size"].as_u64().unwrap(),
+        4096,
+    );
     run("xfs_repair", &["-n", &d.0]);
     same_files(d.path(), "xfs", "trees/gpt4k-k4xfs");
 }
@@ -315,8 +376,14 @@ fn root_plan_refusals_exit_2_and_name_the_volume() {
     for (args, want) in [
         (vec![format!("--grow={s}:3=10MiB")], "cannot shrink"),
         (vec![format!("--grow={s}:3=2GiB")], "enlarge the target by"),
-        (vec![format!("--grow={s}:1=max"), format!("--grow={s}:3=max")], "both ask for max"),
-        (vec!["--deselect=vg9/x".to_string()], "vg9/x is not a volume"),
+        (
+            vec![format!("--grow={s}:1=max"), format!("--grow={s}:3=max")],
+            "both ask for max",
+        ),
+        (
+            vec!["--deselect=vg9/x".to_string()],
+            "vg9/x is not a volume",
+        ),
     ] {
         let out = ferry().arg("plan").arg(&s).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

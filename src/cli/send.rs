@@ -182,7 +182,15 @@ pub fn run(a: SendArgs) -> anyhow::Result<i32> {
         }
     }
     let _schedule = schedule::follow(sj.schedule, cfg.rate.clone());
-    let r = send(&cfg)?;
+    let r = match send(&cfg) {
+        Ok(r) => r,
+        // A plan that cannot be made is bad input, like a bad job file.
+        Err(e) if e.downcast_ref::<crate::plan::PlanError>().is_some() => {
+            eprintln!("ferry: error: {e:#}");
+            return Ok(BAD_INPUT);
+        }
+        Err(e) => return Err(e),
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else if cfg.pass == Pass::Verify {
