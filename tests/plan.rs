@@ -149,10 +149,15 @@ fn a_plan_moves_selected_partitions_to_a_smaller_target_and_writes_its_table() {
     }
     // The receiver's report lists what it did after the data.
     let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(t.path().join("state/plan_report.json")).unwrap(),
+        &std::fs::read_to_string(t.path().join("state/reports/plan_report.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(report["state"], "Finished");
+    let steps = report["post_steps"].as_array().expect("post_steps");
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert_eq!(steps[0]["status"], "ok");
+    let what = steps[0]["step"].as_str().unwrap();
+    assert!(what.starts_with("write GPT: 3 partition(s)"), "{what}");
 }
 
 #[test]

@@ -285,7 +285,8 @@ pub(super) fn plan_disk(
             name: d.path.clone(),
             disk: d.path.clone(),
             partition: None,
-            size: d.size,
+            // The front area only: the target may be smaller than the disk.
+            size: front_end,
             used,
             base: 0,
             target,

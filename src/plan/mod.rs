@@ -2,6 +2,7 @@
 //! target's partitions and volumes grow; then, on the receiver, applying it
 //! (tables written last, filesystems and LVM grown).
 
+pub mod apply;
 mod disk;
 pub mod explain;
 pub mod layout;

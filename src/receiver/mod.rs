@@ -7,6 +7,7 @@ pub mod hashlog;
 pub mod join;
 pub mod journal;
 pub mod pool;
+pub mod post;
 pub mod probe;
 pub mod server;
 pub mod session;

@@ -16,6 +16,7 @@ pub(crate) use super::conn::{next, refuse, send};
 use super::hashlog;
 use super::join::Joined;
 use super::journal::Journal;
+use super::post::PostPlan;
 use super::server::Receiver;
 use super::tracker::Tracker;
 use crate::proto::codec::FrameReader;
@@ -47,7 +48,17 @@ where
 
     // Layout: checks before anything is written; one writing session at a
     // time. A netcheck session sends probe data instead.
-    let layout = match next(r, IDLE_TIMEOUT).await? {
+    let mut first = next(r, IDLE_TIMEOUT).await?;
+    // A pass that follows a plan announces the target tables first.
+    let post = match first {
+        Message::TargetPlan(json) => {
+            let p = PostPlan::parse(json)?;
+            first = next(r, IDLE_TIMEOUT).await?;
+            Some(p)
+        }
+        _ => None,
+    };
+    let layout = match first {
         Message::Layout(l) => l,
         Message::Probe(first) => return super::probe::run(rx, &hello.task, first, r, w).await,
         Message::Join { session } => {
@@ -67,7 +78,15 @@ where
             "the targets are being written by another session",
         )
     })?);
-    let planned = rx.check_layout(&layout)?;
+    let planned = rx.check_layout(
+        &layout,
+        &post.as_ref().map(PostPlan::min_sizes).unwrap_or_default(),
+    )?;
+    if let Some(p) = &post {
+        rx.check_plan(p)?;
+    }
+    // The digest is the data's placement: a plan whose tables or growth
+    // changed but whose data lands on the same bytes resumes.
     let digest = layout_digest(&layout);
     let journal = Journal::load(&rx.state_dir, &hello.task)
         .map_err(|e| refuse(ErrorCode::Internal, e.to_string()))?;
@@ -110,6 +129,9 @@ where
         session,
     ));
     save(&journal, persist, &rx.state_dir)?;
+    if let Some(p) = post.as_ref().filter(|_| persist) {
+        tokio::task::block_in_place(|| rx.prepare_plan(&hello.task, p))?;
+    }
     send(
         w,
         &Message::LayoutAccepted(LayoutAccepted {
@@ -464,6 +486,16 @@ where
             hashlog::distrust(&rx.state_dir, task);
         }
         save(&journal, persist, &rx.state_dir)?;
+        // A plan's tables and growth, once the data is durable: a failure
+        // leaves the journal finished, so a resume pass re-runs only this.
+        if let Some(p) = post.as_ref().filter(|_| persist) {
+            let mut steps = Vec::new();
+            let applied = tokio::task::block_in_place(|| rx.apply_plan(task, p, &mut steps));
+            tracker.post_steps = steps;
+            // The steps changed target bytes the hash record describes.
+            hashlog::distrust(&rx.state_dir, task);
+            applied?;
+        }
         tracker.write(&rx.state_dir, &hello.task, &pass_name, &hello.source, Vec::new());
         rx.tasks.set_state(task, TaskState::Finished, None);
         events::log(

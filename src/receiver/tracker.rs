@@ -27,6 +27,8 @@ pub struct Tracker {
     started: String,
     start: Instant,
     pub wire_bytes: u64,
+    /// Post-steps of a plan, for the report.
+    pub post_steps: Vec<serde_json::Value>,
 }
 
 impl Tracker {
@@ -92,6 +94,7 @@ impl Tracker {
             started: utc_now(),
             start: Instant::now(),
             wire_bytes: 0,
+            post_steps: Vec::new(),
         })
     }
 
@@ -287,6 +290,7 @@ impl Tracker {
             },
             throughput: bytes_written as f64 / seconds.max(1e-9),
             errors,
+            post_steps: self.post_steps.clone(),
             passes: Vec::new(),
         };
         if let Err(e) = files::write(state_dir, &report, &self.rows) {

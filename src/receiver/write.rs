@@ -52,8 +52,9 @@ impl Scratch {
 
 impl Receiver {
     /// The layout must name known targets, fit them (image files grow), and
-    /// the targets must not be in use. Returns the planned ranges.
-    pub fn check_layout(&self, l: &Layout) -> Result<Planned, Refusal> {
+    /// the targets must not be in use. `min` adds a target plan's sizes
+    /// (target index, bytes). Returns the planned ranges.
+    pub fn check_layout(&self, l: &Layout, min: &[(u32, u64)]) -> Result<Planned, Refusal> {
         if l.chunk_size == 0 || l.chunk_size as usize > MAX_FRAME / 2 {
             return Err(refuse(
                 ErrorCode::MalformedFrame,
@@ -92,6 +93,11 @@ impl Receiver {
                 need[t] = need[t].max(end);
             }
             need[t] = need[t].max(v.size);
+        }
+        for &(t, size) in min {
+            if let Some(n) = need.get_mut(t as usize) {
+                *n = (*n).max(size);
+            }
         }
         // Every check first (in use, devices large enough), then grow image
         // files: a refused layout changes nothing.

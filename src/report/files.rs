@@ -115,6 +115,10 @@ pub struct TaskReport {
     /// Bytes written per second.
     pub throughput: f64,
     pub errors: Vec<String>,
+    /// After the data, with a plan: the partition tables written and the
+    /// grow steps run, each with its command, status and output.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post_steps: Vec<serde_json::Value>,
     /// Every pass of the task so far, this one last.
     pub passes: Vec<PassRecord>,
 }
