@@ -233,3 +233,6 @@ fn last_lines(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join(" / ")
 }
+
+#[cfg(test)]
+mod tests;

@@ -35,7 +35,7 @@ pub fn parse_guid(s: &str) -> Result<[u8; 16], String> {
 
 /// Hex text to bytes.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
     (0..s.len())

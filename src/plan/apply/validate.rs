@@ -46,7 +46,7 @@ impl TargetDisk {
                 }
                 let array = gpt_array_sectors(*entries, ss);
                 let first = 2 + array;
-                let last = sectors.checked_sub(2 + array).unwrap_or(0);
+                let last = sectors.saturating_sub(2 + array);
                 if last <= first {
                     return Err(format!("a GPT does not fit {size} bytes"));
                 }
@@ -158,7 +158,7 @@ fn check_mbr(
         if !numbers.insert(p.number) {
             return Err(format!("{what}: listed twice"));
         }
-        let end = p.start_lba.checked_add(p.sectors).unwrap_or(u64::MAX);
+        let end = p.start_lba.saturating_add(p.sectors);
         if p.start_lba == 0 || p.sectors == 0 || end > sectors {
             return Err(format!(
                 "{what}: LBA {} + {} sectors is outside the target's sectors 1..{sectors}",
