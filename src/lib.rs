@@ -14,4 +14,5 @@ pub mod proto;
 pub mod receiver;
 pub mod report;
 pub mod source;
+pub mod tui;
 pub mod units;

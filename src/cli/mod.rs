@@ -7,6 +7,7 @@ mod netcheck;
 mod plan;
 mod receive;
 mod send;
+mod tui;
 
 use clap::{Parser, Subcommand};
 
@@ -17,8 +18,9 @@ pub struct Cli {
     /// Log level filter (error, warn, info, debug, trace); FERRY_LOG overrides.
     #[arg(long, global = true, default_value = "warn")]
     pub log: String,
+    /// Without a command: the TUI on every disk (`ferry tui`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,6 +40,9 @@ pub enum Command {
     /// One request to a receiver's control API (port 8080): status, a task,
     /// its report, events, metrics; stop, start, rate limit.
     Api(api::ApiArgs),
+    /// The technician's console app: disks, selection and growth, receiver,
+    /// preflight, transfer, report.
+    Tui(tui::TuiArgs),
     /// Run what the `ferry.*` kernel arguments say (the boot image's /init
     /// runs this).
     Boot(boot::BootArgs),
@@ -45,7 +50,11 @@ pub enum Command {
 
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    match cli.command {
+    match cli.command.unwrap_or(Command::Tui(tui::TuiArgs {
+        state_dir: "/var/lib/ferry".into(),
+        ..Default::default()
+    })) {
+        Command::Tui(a) => tui::run(a),
         Command::Inventory(a) => inventory::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Receive(a) => receive::run(a),

@@ -12,3 +12,4 @@ pub mod send;
 pub mod streams;
 pub mod tally;
 pub mod volumes;
+pub mod watch;

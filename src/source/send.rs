@@ -20,6 +20,7 @@ use super::rate::{Pacer, RateLimit};
 use super::record;
 use super::streams;
 use super::tally::{Tally, VolumeSummary};
+use super::watch::Stage;
 use super::volumes::{SourceVolume, open_plan, open_volumes};
 use crate::disk::sysfs::Roots;
 use crate::proto::codec::{MAX_FRAME, write_message};
@@ -58,6 +59,8 @@ pub struct SendConfig {
     /// Where the source keeps its events log and reports (none: no records).
     pub state_dir: Option<PathBuf>,
     pub roots: Roots,
+    /// A watcher of the pass (the TUI): stage, running figures, stop.
+    pub watch: Option<super::watch::Watch>,
 }
 
 impl SendConfig {
@@ -87,6 +90,7 @@ impl SendConfig {
             read_limit: 0,
             state_dir: None,
             roots: Roots::system(),
+            watch: None,
         }
     }
 }
@@ -152,14 +156,46 @@ fn layout(volumes: &[SourceVolume], cfg: &SendConfig) -> Layout {
 /// error with the volume and offset, a dropped connection.
 pub fn send(cfg: &SendConfig) -> anyhow::Result<SendReport> {
     record::begin(cfg);
+    stage(cfg, Stage::Preparing);
     let res = open_source(cfg).and_then(|(plan, volumes)| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         rt.block_on(run(cfg, volumes, plan))
     });
+    stage(cfg, Stage::Cleaning);
     record::end(cfg, &res);
+    if let (Some(w), Ok(r)) = (&cfg.watch, &res) {
+        w.figures(&r.volumes, r.bytes, r.wire_bytes, true);
+    }
+    stage(cfg, Stage::Done);
     res
+}
+
+fn stage(cfg: &SendConfig, s: Stage) {
+    if let Some(w) = &cfg.watch {
+        w.stage(s);
+    }
+}
+
+/// The running figures for a watcher.
+fn figures(cfg: &SendConfig, report: &SendReport, force: bool) {
+    if let Some(w) = &cfg.watch {
+        w.figures(&report.tally.volumes, report.bytes, report.wire_bytes, force);
+    }
+}
+
+/// A stop the watcher asked for: checkpoint what was sent and end the pass
+/// (the same task resumes from the checkpoint).
+async fn stop_requested(cfg: &SendConfig, w: &mut TlsWrite, next_seq: u64) -> anyhow::Result<()> {
+    if cfg.watch.as_ref().is_some_and(|w| w.stopping()) {
+        write_message(w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
+        w.flush().await?;
+        bail!(
+            "stopped by the operator at chunk {next_seq}; send the same task again to resume"
+        );
+    }
+    Ok(())
 }
 
 /// The volumes to read and, with a plan, the target plan (JSON) for the
@@ -197,6 +233,7 @@ async fn run(
         other => bail!("unexpected reply to Layout: {other:?}"),
     };
 
+    stage(cfg, Stage::Syncing);
     let volumes = Arc::new(volumes);
     // The receiver asks for hashes when it has no record of a resumed pass.
     let compare = matches!(cfg.pass, Pass::Incremental | Pass::Verify) || hint;
@@ -218,7 +255,7 @@ async fn run(
         let next_seq =
             compare_pass(cfg, &volumes, &mut frames_rx, &mut r, &mut w, &mut report).await?;
         let _ = pipeline.join();
-        return finish(r, w, next_seq.max(resume), report, start).await;
+        return finish(cfg.watch.as_ref(), r, w, next_seq.max(resume), report, start).await;
     }
     // Frame k of the pass goes on stream k mod N (0: this one).
     let extras = streams::open(cfg, session, cfg.streams.max(1) - 1).await?;
@@ -261,6 +298,8 @@ async fn run(
                     send_frame(out, &frame, covers, &cfg.rate, &mut pacer, &mut report).await?;
                     since_checkpoint += len as u64;
                     next_seq = seq + 1;
+                    figures(cfg, &report, false);
+                    stop_requested(cfg, &mut w, next_seq).await?;
                     // Every N MiB, and every few seconds on a slow link.
                     if since_checkpoint >= cfg.checkpoint_bytes
                         || last_checkpoint.elapsed() >= CHECKPOINT_EVERY
@@ -283,11 +322,12 @@ async fn run(
     let _ = pipeline.join();
     // Every frame is on the wire before Finish.
     streams::close(extras).await?;
-    finish(r, w, next_seq, report, start).await
+    finish(cfg.watch.as_ref(), r, w, next_seq, report, start).await
 }
 
 /// Finish the pass: the receiver syncs, reads back what it wrote, and answers.
 async fn finish(
+    cfg_watch: Option<&super::watch::Watch>,
     mut r: TlsRead,
     mut w: TlsWrite,
     next_seq: u64,
@@ -295,6 +335,10 @@ async fn finish(
     start: Instant,
 ) -> anyhow::Result<SendReport> {
     report.chunks = next_seq;
+    if let Some(wt) = &cfg_watch {
+        wt.figures(&report.tally.volumes, report.bytes, report.wire_bytes, true);
+        wt.stage(Stage::Processing);
+    }
     write_message(
         &mut w,
         &Message::Finish {
@@ -439,6 +483,8 @@ async fn compare_pass(
                 }
             };
             report.compared += b.len() as u64;
+            figures(cfg, report, false);
+            stop_requested(cfg, w, next_seq).await?;
             for ((seq, vi, offset, c), held) in b.into_iter().zip(have) {
                 next_seq = seq + 1;
                 if held {

@@ -1,0 +1,1035 @@
+//! The TUI's state and what keys do to it. Pure: no terminal and no I/O
+//! beyond re-planning (which reads 440 bytes of boot code per disk); work
+//! that takes time is returned as an [`Effect`] for the runner to start,
+//! and its results come back as a [`Msg`]. Behaviour tests drive this
+//! directly with key events.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::inventory::Inventory;
+use crate::job::{Fingerprint, Job, ReceiverSection, TransferSection};
+use crate::plan::PlanSpec;
+use crate::plan::layout::Planned;
+use crate::plan::spec::{Grow, Size, parse_size};
+use crate::proto::message::Pass;
+use crate::source::netcheck::NetReport;
+use crate::source::rate::RateLimit;
+use crate::source::schedule::Schedule;
+use crate::source::send::SendReport;
+use crate::source::watch::{Snapshot, Stage, Watch};
+
+/// The screens, in the order a source migration walks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Role,
+    Disks,
+    Plan,
+    Receiver,
+    Preflight,
+    Transfer,
+    Report,
+    /// The receiver role: addresses, fingerprint, code, targets, sessions.
+    Receiving,
+}
+
+impl Screen {
+    /// The source's steps, for the header.
+    pub const STEPS: [Screen; 6] = [
+        Screen::Disks,
+        Screen::Plan,
+        Screen::Receiver,
+        Screen::Preflight,
+        Screen::Transfer,
+        Screen::Report,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Role => "Role",
+            Screen::Disks => "Disks",
+            Screen::Plan => "Selection and resize",
+            Screen::Receiver => "Receiver",
+            Screen::Preflight => "Preflight",
+            Screen::Transfer => "Transfer",
+            Screen::Report => "Report",
+            Screen::Receiving => "Receiver",
+        }
+    }
+}
+
+/// What an input line is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputFor {
+    /// Grow this volume: a size or `max`.
+    Grow(String),
+    /// The target size of this source disk.
+    TargetSize(String),
+    /// The live rate limit (Mbit/s).
+    Rate,
+    /// The rate schedule, compact form.
+    Schedule,
+    /// Save the choices as a job file here.
+    SaveJob,
+}
+
+/// A dialog over the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modal {
+    Help,
+    ConfirmQuit,
+    /// Start writing the receiver's targets: restates what goes where.
+    ConfirmStart(Vec<String>),
+    ConfirmStop,
+    Input {
+        purpose: InputFor,
+        prompt: String,
+        text: String,
+    },
+}
+
+/// Work for the runner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Inventory the disks (again).
+    Inventory,
+    /// A netcheck: `full` measures the disks and compression too.
+    Netcheck { full: bool },
+    /// Start a pass.
+    Send(Pass),
+    SaveJob(PathBuf),
+    /// Power off or reboot (the boot image only).
+    Power(&'static str),
+    Quit,
+}
+
+/// Results of work.
+#[derive(Debug)]
+pub enum Msg {
+    Inventory(Result<Inventory, String>),
+    NetStage(String),
+    Net(Result<NetReport, String>),
+    Sent(Result<SendReport, String>),
+    Log(String),
+}
+
+/// The receiver fields of the Receiver screen.
+pub const FIELDS: [&str; 3] = ["address", "fingerprint", "pairing code"];
+
+/// One line of the disk tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeRow {
+    pub depth: usize,
+    /// The volume name (`disk`, `disk:N`, `VG/LV`) or VG name.
+    pub name: String,
+    pub kind: TreeKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeKind {
+    Disk,
+    Partition,
+    Vg,
+    Lv,
+}
+
+/// One line of the selection list: a volume that can be toggled or grown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanRow {
+    pub volume: String,
+    /// The source disk it is on (for the target size), or the VG.
+    pub disk: Option<String>,
+    pub lv: bool,
+}
+
+pub struct App {
+    pub screen: Screen,
+    pub modal: Option<Modal>,
+    /// The disks named on the command line (empty: every disk).
+    pub paths: Vec<PathBuf>,
+    pub inv: Option<Inventory>,
+    pub inv_error: Option<String>,
+    pub tree: Vec<TreeRow>,
+    pub tree_cursor: usize,
+    pub spec: PlanSpec,
+    pub planned: Result<Planned, String>,
+    pub plan_rows: Vec<PlanRow>,
+    pub plan_cursor: usize,
+    /// Receiver address, fingerprint, code.
+    pub fields: [String; 3],
+    pub field: usize,
+    pub task: String,
+    pub net_stage: Option<String>,
+    pub net: Option<Result<NetReport, String>>,
+    /// The connection test's result (a netcheck without disks).
+    pub conn_test: Option<Result<String, String>>,
+    pub schedule: Schedule,
+    /// Shared with the running pass: changed live.
+    pub rate: RateLimit,
+    pub pass: Pass,
+    pub watch: Option<Watch>,
+    pub sent: Option<Result<SendReport, String>>,
+    /// Bytes per second, sampled each tick of a transfer (for the sparkline).
+    pub speed: Vec<u64>,
+    last_sample: Option<(Instant, u64)>,
+    pub log: Vec<String>,
+    pub show_log: bool,
+    /// One line at the bottom: the last error or notice.
+    pub status: String,
+    /// Plain ASCII borders and bars (serial consoles, TERM=vt100).
+    pub ascii: bool,
+    /// Where the source keeps its reports.
+    pub state_dir: Option<PathBuf>,
+    /// Running from the boot image: power off and reboot are offered.
+    pub in_image: bool,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(paths: Vec<PathBuf>) -> App {
+        App {
+            screen: Screen::Role,
+            modal: None,
+            paths,
+            inv: None,
+            inv_error: None,
+            tree: Vec::new(),
+            tree_cursor: 0,
+            spec: PlanSpec::default(),
+            planned: Err("no disks read yet".into()),
+            plan_rows: Vec::new(),
+            plan_cursor: 0,
+            fields: Default::default(),
+            field: 0,
+            task: crate::job::DEFAULT_TASK.to_string(),
+            net_stage: None,
+            net: None,
+            conn_test: None,
+            schedule: Schedule::constant(0),
+            rate: RateLimit::new(0),
+            pass: Pass::Full,
+            watch: None,
+            sent: None,
+            speed: Vec::new(),
+            last_sample: None,
+            log: Vec::new(),
+            show_log: false,
+            status: String::new(),
+            ascii: false,
+            state_dir: None,
+            in_image: false,
+            quit: false,
+        }
+    }
+
+    /// Take a job file's choices: receiver, task, rate schedule, plan.
+    pub fn load_job(&mut self, job: &Job) {
+        let r = &job.receiver;
+        if let Some(a) = &r.address {
+            self.fields[0] = a.clone();
+        }
+        if let Some(f) = r.fingerprint {
+            self.fields[1] = String::from(f);
+        }
+        if let Some(c) = &r.code {
+            self.fields[2] = c.clone();
+        }
+        if let Some(t) = &job.transfer.task {
+            self.task = t.clone();
+        }
+        if let Some(s) = &job.rate {
+            self.schedule = s.clone();
+        }
+        if let Some(p) = &job.plan {
+            self.spec = p.clone();
+        }
+    }
+
+    /// The current choices as a job file (a migration template).
+    pub fn to_job(&self) -> Job {
+        let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
+        Job {
+            receiver: ReceiverSection {
+                address: opt(&self.fields[0]),
+                fingerprint: crate::proto::tls::parse_fingerprint(&self.fields[1])
+                    .ok()
+                    .map(Fingerprint),
+                code: opt(&self.fields[2]),
+            },
+            transfer: TransferSection {
+                task: Some(self.task.clone()),
+                ..Default::default()
+            },
+            rate: (self.schedule != Schedule::constant(0)).then(|| self.schedule.clone()),
+            plan: Some(self.spec.clone()),
+        }
+    }
+
+    pub fn log_line(&mut self, s: impl Into<String>) {
+        self.log.push(s.into());
+        if self.log.len() > 500 {
+            self.log.drain(..100);
+        }
+    }
+
+    /// A result of work.
+    pub fn on_msg(&mut self, m: Msg) -> Vec<Effect> {
+        match m {
+            Msg::Inventory(Ok(inv)) => {
+                self.inv_error = None;
+                self.status = match inv.errors.len() {
+                    0 => String::new(),
+                    n => format!("{n} problem(s) reading the disks: {}", inv.errors[0]),
+                };
+                if self.spec.disks.is_empty() {
+                    self.spec.disks = self.paths.iter().map(|p| p.display().to_string()).collect();
+                }
+                self.tree = tree_rows(&inv);
+                self.tree_cursor = self.tree_cursor.min(self.tree.len().saturating_sub(1));
+                self.log_line(format!(
+                    "inventory: {} disk(s), {} volume group(s), {} problem(s)",
+                    inv.disks.len(),
+                    inv.volume_groups.len(),
+                    inv.errors.len()
+                ));
+                self.inv = Some(inv);
+                self.replan();
+            }
+            Msg::Inventory(Err(e)) => {
+                self.status = format!("reading the disks: {e}");
+                self.inv_error = Some(e);
+            }
+            Msg::NetStage(s) => self.net_stage = Some(s),
+            Msg::Net(r) => {
+                self.net_stage = None;
+                match (&r, self.screen) {
+                    (Ok(n), Screen::Receiver) => {
+                        self.conn_test = Some(Ok(format!(
+                            "connected to {} ({}): latency {}, loss {:.1}%, {:.0} Mbit/s",
+                            n.receiver,
+                            n.receiver_name,
+                            n.latency_avg_ms
+                                .map_or("-".into(), |l| format!("{l:.1} ms")),
+                            n.loss_percent,
+                            n.bandwidth_mbit_s
+                        )))
+                    }
+                    (Err(e), Screen::Receiver) => self.conn_test = Some(Err(e.clone())),
+                    _ => {}
+                }
+                if let Err(e) = &r {
+                    self.status = format!("netcheck: {e}");
+                    self.log_line(format!("netcheck failed: {e}"));
+                }
+                if self.screen != Screen::Receiver {
+                    self.net = Some(r);
+                }
+            }
+            Msg::Sent(r) => {
+                match &r {
+                    Ok(rep) => self.log_line(format!(
+                        "pass done: {} chunks sent, {} bytes, {:.1} s",
+                        rep.chunks_sent, rep.bytes, rep.seconds
+                    )),
+                    Err(e) => {
+                        self.status = format!("the pass ended: {e}");
+                        self.log_line(format!("pass failed: {e}"));
+                    }
+                }
+                self.sent = Some(r);
+                self.screen = Screen::Report;
+            }
+            Msg::Log(s) => self.log_line(s),
+        }
+        Vec::new()
+    }
+
+    /// A timer tick during a transfer: sample the throughput.
+    pub fn tick(&mut self) {
+        let Some(w) = &self.watch else { return };
+        let snap = w.snapshot();
+        let now = Instant::now();
+        if let Some((t, b)) = self.last_sample {
+            let dt = now.duration_since(t).as_secs_f64();
+            if dt >= 0.5 {
+                let rate = (snap.bytes_sent.saturating_sub(b)) as f64 / dt;
+                self.speed.push(rate as u64);
+                if self.speed.len() > 240 {
+                    self.speed.remove(0);
+                }
+                self.last_sample = Some((now, snap.bytes_sent));
+            }
+        } else {
+            self.last_sample = Some((now, snap.bytes_sent));
+        }
+    }
+
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        self.watch.as_ref().map(Watch::snapshot)
+    }
+
+    /// Recompute the plan from the inventory and the spec.
+    pub fn replan(&mut self) {
+        let Some(inv) = &self.inv else { return };
+        self.planned = crate::plan::compute(inv, &self.spec, &mut |d| {
+            use crate::disk::ReadAt;
+            let disk = crate::disk::SourceDisk::open(std::path::Path::new(&d.path))
+                .map_err(|e| e.to_string())?;
+            let mut code = vec![0u8; crate::plan::target::BOOT_CODE_LEN];
+            disk.read_exact_at(&mut code, 0).map_err(|e| e.to_string())?;
+            Ok(code)
+        })
+        .map_err(|e| e.to_string());
+        self.plan_rows = plan_rows(inv);
+        self.plan_cursor = self.plan_cursor.min(self.plan_rows.len().saturating_sub(1));
+    }
+
+    /// A key press.
+    pub fn on_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        if let Some(m) = self.modal.clone() {
+            return self.modal_key(m, k);
+        }
+        let editing = self.screen == Screen::Receiver;
+        match k.code {
+            KeyCode::F(1) => {
+                self.modal = Some(Modal::Help);
+                return Vec::new();
+            }
+            KeyCode::Char('?') if !editing => {
+                self.modal = Some(Modal::Help);
+                return Vec::new();
+            }
+            KeyCode::Char('q') if !editing => {
+                self.modal = Some(Modal::ConfirmQuit);
+                return Vec::new();
+            }
+            KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                self.modal = Some(Modal::ConfirmQuit);
+                return Vec::new();
+            }
+            _ => {}
+        }
+        match self.screen {
+            Screen::Role => self.role_key(k),
+            Screen::Disks => self.disks_key(k),
+            Screen::Plan => self.plan_key(k),
+            Screen::Receiver => self.receiver_key(k),
+            Screen::Preflight => self.preflight_key(k),
+            Screen::Transfer => self.transfer_key(k),
+            Screen::Report => self.report_key(k),
+            Screen::Receiving => Vec::new(),
+        }
+    }
+
+    fn modal_key(&mut self, m: Modal, k: KeyEvent) -> Vec<Effect> {
+        match m {
+            Modal::Help => {
+                if matches!(
+                    k.code,
+                    KeyCode::Esc | KeyCode::Enter | KeyCode::F(1) | KeyCode::Char('?' | 'q')
+                ) {
+                    self.modal = None;
+                }
+                Vec::new()
+            }
+            Modal::ConfirmQuit => match k.code {
+                KeyCode::Char('y' | 'Y') => {
+                    self.modal = None;
+                    self.quit = true;
+                    if let Some(w) = &self.watch {
+                        w.stop();
+                    }
+                    vec![Effect::Quit]
+                }
+                _ => {
+                    self.modal = None;
+                    Vec::new()
+                }
+            },
+            Modal::ConfirmStart(_) => match k.code {
+                KeyCode::Char('y' | 'Y') => {
+                    self.modal = None;
+                    self.start_pass(self.pass)
+                }
+                _ => {
+                    self.modal = None;
+                    self.status = "not started".into();
+                    Vec::new()
+                }
+            },
+            Modal::ConfirmStop => match k.code {
+                KeyCode::Char('y' | 'Y') => {
+                    self.modal = None;
+                    if let Some(w) = &self.watch {
+                        w.stop();
+                    }
+                    self.status = "stopping after the next checkpoint; the same task resumes".into();
+                    Vec::new()
+                }
+                _ => {
+                    self.modal = None;
+                    Vec::new()
+                }
+            },
+            Modal::Input {
+                purpose,
+                prompt,
+                mut text,
+            } => match k.code {
+                KeyCode::Esc => {
+                    self.modal = None;
+                    Vec::new()
+                }
+                KeyCode::Enter => {
+                    self.modal = None;
+                    self.input_done(purpose, text.trim().to_string())
+                }
+                KeyCode::Backspace => {
+                    text.pop();
+                    self.modal = Some(Modal::Input {
+                        purpose,
+                        prompt,
+                        text,
+                    });
+                    Vec::new()
+                }
+                KeyCode::Char(c) => {
+                    if k.modifiers.contains(KeyModifiers::CONTROL) {
+                        // Ctrl-U clears the line; other control keys do nothing.
+                        if c == 'u' {
+                            text.clear();
+                        }
+                    } else {
+                        text.push(c);
+                    }
+                    self.modal = Some(Modal::Input {
+                        purpose,
+                        prompt,
+                        text,
+                    });
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    fn input(&mut self, purpose: InputFor, prompt: String, text: String) {
+        self.modal = Some(Modal::Input {
+            purpose,
+            prompt,
+            text,
+        });
+    }
+
+    fn input_done(&mut self, purpose: InputFor, text: String) -> Vec<Effect> {
+        match purpose {
+            InputFor::Grow(vol) => {
+                let before = self.spec.grow.clone();
+                if text.is_empty() {
+                    self.spec.grow.remove(&vol);
+                } else {
+                    match text.parse::<Grow>() {
+                        Ok(g) => {
+                            self.spec.grow.insert(vol.clone(), g);
+                        }
+                        Err(e) => {
+                            self.status = format!("grow {vol}: {e}");
+                            return Vec::new();
+                        }
+                    }
+                }
+                self.replan();
+                if let Err(e) = &self.planned {
+                    // The planner's rules, enforced live: keep the last
+                    // plan that worked and say why.
+                    self.status = format!("refused: {e}");
+                    self.spec.grow = before;
+                    self.replan();
+                } else {
+                    self.status = format!("{vol}: grow set to {text}");
+                }
+            }
+            InputFor::TargetSize(disk) => {
+                let before = self.spec.target_size.clone();
+                if text.is_empty() {
+                    self.spec.target_size.remove(&disk);
+                } else {
+                    match parse_size(&text) {
+                        Ok(n) => {
+                            self.spec.target_size.insert(disk.clone(), Size(n));
+                        }
+                        Err(e) => {
+                            self.status = format!("target size of {disk}: {e}");
+                            return Vec::new();
+                        }
+                    }
+                }
+                self.replan();
+                if let Err(e) = &self.planned {
+                    self.status = format!("refused: {e}");
+                    self.spec.target_size = before;
+                    self.replan();
+                } else {
+                    self.status = format!("target of {disk}: {text}");
+                }
+            }
+            InputFor::Rate => match text.parse::<u64>() {
+                Ok(n) if n <= crate::source::schedule::MAX_MBIT => {
+                    self.rate.set(n);
+                    self.schedule = Schedule::constant(n);
+                    self.status = if n == 0 {
+                        "rate limit: none".into()
+                    } else {
+                        format!("rate limit: {n} Mbit/s")
+                    };
+                }
+                _ => self.status = format!("rate {text:?}: a number of Mbit/s, 0..1000 (0 = none)"),
+            },
+            InputFor::Schedule => match text.parse::<Schedule>() {
+                Ok(s) => {
+                    self.status = format!("rate schedule: {s}");
+                    self.schedule = s;
+                }
+                Err(e) => self.status = format!("rate schedule: {e}"),
+            },
+            InputFor::SaveJob => {
+                if text.is_empty() {
+                    self.status = "not saved: no file name".into();
+                } else {
+                    return vec![Effect::SaveJob(PathBuf::from(text))];
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    fn role_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        match k.code {
+            KeyCode::Char('s' | 'S') | KeyCode::Enter => {
+                self.screen = Screen::Disks;
+                if self.inv.is_none() {
+                    return vec![Effect::Inventory];
+                }
+            }
+            KeyCode::Char('r' | 'R') => {
+                self.status = "the receiver role runs `ferry receive` (see the operator guide); this console shows the source".into();
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn disks_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        let n = self.tree.len();
+        match k.code {
+            KeyCode::Up | KeyCode::Char('k') => self.tree_cursor = self.tree_cursor.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.tree_cursor = (self.tree_cursor + 1).min(n.saturating_sub(1))
+            }
+            KeyCode::Char('r') => return vec![Effect::Inventory],
+            KeyCode::Enter | KeyCode::Char('n') => {
+                if self.inv.is_some() {
+                    self.screen = Screen::Plan;
+                } else {
+                    self.status = "no disks read yet (r reads them again)".into();
+                }
+            }
+            KeyCode::Esc => self.screen = Screen::Role,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    pub fn current_plan_row(&self) -> Option<&PlanRow> {
+        self.plan_rows.get(self.plan_cursor)
+    }
+
+    fn plan_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        let n = self.plan_rows.len();
+        match k.code {
+            KeyCode::Up | KeyCode::Char('k') => self.plan_cursor = self.plan_cursor.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.plan_cursor = (self.plan_cursor + 1).min(n.saturating_sub(1))
+            }
+            KeyCode::Char(' ') => self.toggle(),
+            KeyCode::Char('a') => {
+                let all = !self.spec.all_vgs();
+                self.spec.all_vgs = Some(all);
+                self.replan();
+                self.status = if all {
+                    "migrate all volume groups: on".into()
+                } else {
+                    "migrate all volume groups: off (only LVs selected one by one)".into()
+                };
+            }
+            KeyCode::Char('g') => {
+                if let Some(r) = self.current_plan_row().cloned() {
+                    let cur = self
+                        .spec
+                        .grow
+                        .get(&r.volume)
+                        .map(|g| g.to_string())
+                        .unwrap_or_default();
+                    self.input(
+                        InputFor::Grow(r.volume.clone()),
+                        format!("grow {} to (size such as 20GiB, or max; empty: no growth)", r.volume),
+                        cur,
+                    );
+                }
+            }
+            KeyCode::Char('t') => {
+                let disk = self.current_plan_row().and_then(|r| r.disk.clone());
+                match disk {
+                    Some(d) => {
+                        let cur = self
+                            .spec
+                            .target_size
+                            .get(&d)
+                            .map(|s| crate::plan::spec::format_size(s.0))
+                            .unwrap_or_default();
+                        self.input(
+                            InputFor::TargetSize(d.clone()),
+                            format!("target disk size for {d} (empty: the source's size)"),
+                            cur,
+                        );
+                    }
+                    None => self.status = "an LV's room comes from its PVs: grow a PV partition or set its disk's target size".into(),
+                }
+            }
+            KeyCode::Char('w') => self.input(
+                InputFor::SaveJob,
+                "save these choices as a job file (path)".into(),
+                "ferry-job.toml".into(),
+            ),
+            KeyCode::Enter | KeyCode::Char('n') => match &self.planned {
+                Ok(_) => self.screen = Screen::Receiver,
+                Err(e) => self.status = format!("the plan cannot be made: {e}"),
+            },
+            KeyCode::Esc => self.screen = Screen::Disks,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Space on a row: select or deselect it.
+    fn toggle(&mut self) {
+        let Some(r) = self.current_plan_row().cloned() else {
+            return;
+        };
+        let selected = self.is_selected(&r.volume);
+        let before = (self.spec.select.clone(), self.spec.deselect.clone());
+        self.spec.select.retain(|v| v != &r.volume);
+        self.spec.deselect.retain(|v| v != &r.volume);
+        if selected {
+            self.spec.deselect.push(r.volume.clone());
+        } else {
+            self.spec.select.push(r.volume.clone());
+        }
+        self.replan();
+        if let Err(e) = &self.planned {
+            self.status = format!("refused: {e}");
+            (self.spec.select, self.spec.deselect) = before;
+            self.replan();
+        } else {
+            self.status = format!(
+                "{}: {}",
+                r.volume,
+                if selected { "not migrated (its space stays empty)" } else { "migrated" }
+            );
+        }
+    }
+
+    /// Whether the current plan reads this volume.
+    pub fn is_selected(&self, volume: &str) -> bool {
+        let Ok(p) = &self.planned else { return false };
+        p.disks
+            .iter()
+            .flat_map(|d| &d.rows)
+            .any(|r| r.volume == volume && r.selected)
+            || p.vgs
+                .iter()
+                .flat_map(|g| &g.lvs)
+                .any(|l| l.volume == volume && l.selected)
+    }
+
+    fn receiver_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        match k.code {
+            KeyCode::Tab | KeyCode::Down => self.field = (self.field + 1) % FIELDS.len(),
+            KeyCode::BackTab | KeyCode::Up => self.field = (self.field + FIELDS.len() - 1) % FIELDS.len(),
+            KeyCode::Backspace => {
+                self.fields[self.field].pop();
+            }
+            KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
+                self.fields[self.field].push(c)
+            }
+            KeyCode::F(5) => match self.receiver_ok() {
+                Ok(()) => {
+                    self.conn_test = None;
+                    return vec![Effect::Netcheck { full: false }];
+                }
+                Err(e) => self.status = e,
+            },
+            KeyCode::Enter => match self.receiver_ok() {
+                Ok(()) => {
+                    self.screen = Screen::Preflight;
+                    if self.net.is_none() {
+                        return vec![Effect::Netcheck { full: true }];
+                    }
+                }
+                Err(e) => self.status = e,
+            },
+            KeyCode::Esc => self.screen = Screen::Plan,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// The receiver fields are complete and well formed.
+    pub fn receiver_ok(&self) -> Result<(), String> {
+        let [addr, fp, code] = &self.fields;
+        if addr.trim().is_empty() {
+            return Err("the receiver's address is empty (IP or IP:PORT)".into());
+        }
+        crate::job::check_address(addr.trim()).map_err(|e| format!("address: {e}"))?;
+        crate::proto::tls::parse_fingerprint(fp)
+            .map_err(|e| format!("fingerprint: {e:#} (64 hex digits as the receiver shows them)"))?;
+        if code.trim().is_empty() {
+            return Err("the pairing code is empty (the receiver shows it)".into());
+        }
+        Ok(())
+    }
+
+    fn preflight_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        match k.code {
+            KeyCode::F(5) | KeyCode::Char('c') => {
+                self.net = None;
+                return vec![Effect::Netcheck { full: true }];
+            }
+            KeyCode::Char('r') => self.input(
+                InputFor::Rate,
+                "rate limit in Mbit/s, 0..1000 (0 = none)".into(),
+                self.schedule.mbit.to_string(),
+            ),
+            KeyCode::Char('s') => self.input(
+                InputFor::Schedule,
+                "rate schedule: [DAYS] HH:MM-HH:MM=MBIT, ..., *=MBIT".into(),
+                self.schedule.to_string(),
+            ),
+            KeyCode::Char('i') => {
+                self.pass = match self.pass {
+                    Pass::Full => Pass::Incremental,
+                    Pass::Incremental => Pass::Verify,
+                    _ => Pass::Full,
+                };
+                self.status = format!("pass: {}", pass_name(self.pass));
+            }
+            KeyCode::Enter => {
+                self.modal = Some(Modal::ConfirmStart(self.start_summary()));
+            }
+            KeyCode::Esc => self.screen = Screen::Receiver,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// What a start writes, for the confirmation: per target, the source
+    /// disk's model, serial and size and the planned target size.
+    pub fn start_summary(&self) -> Vec<String> {
+        let mut v = vec![format!(
+            "{} pass of task {:?} to the receiver at {}:",
+            pass_name(self.pass),
+            self.task,
+            self.fields[0].trim()
+        )];
+        if let (Ok(p), Some(inv)) = (&self.planned, &self.inv) {
+            for d in &p.disks {
+                let src = inv.disks.iter().find(|x| x.path == d.source);
+                let (model, serial) = src
+                    .map(|s| {
+                        (
+                            s.model.clone().unwrap_or_else(|| "-".into()),
+                            s.serial.clone().unwrap_or_else(|| "-".into()),
+                        )
+                    })
+                    .unwrap_or_default();
+                v.push(format!(
+                    "  receiver target {} is OVERWRITTEN with {} (model {model}, serial {serial}, {}), planned size {}",
+                    d.target,
+                    d.source,
+                    crate::units::human(d.source_size),
+                    crate::units::human(d.target_size)
+                ));
+            }
+        }
+        v
+    }
+
+    fn start_pass(&mut self, pass: Pass) -> Vec<Effect> {
+        self.pass = pass;
+        self.sent = None;
+        self.speed.clear();
+        self.last_sample = None;
+        self.rate = RateLimit::new(self.schedule.mbit);
+        self.watch = Some(Watch::new());
+        self.screen = Screen::Transfer;
+        self.status = format!("{} pass started", pass_name(pass));
+        vec![Effect::Send(pass)]
+    }
+
+    fn transfer_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        let running = self.sent.is_none();
+        match k.code {
+            KeyCode::Char('s') | KeyCode::Char('p') if running => {
+                self.modal = Some(Modal::ConfirmStop)
+            }
+            KeyCode::Char('r') => self.input(
+                InputFor::Rate,
+                "rate limit in Mbit/s now, 0..1000 (0 = none)".into(),
+                self.rate.get().to_string(),
+            ),
+            KeyCode::Char('l') => self.show_log = !self.show_log,
+            KeyCode::Enter if !running => self.screen = Screen::Report,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn report_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        match k.code {
+            KeyCode::Char('i') => {
+                self.pass = Pass::Incremental;
+                self.modal = Some(Modal::ConfirmStart(self.start_summary()));
+            }
+            KeyCode::Char('v') => {
+                self.pass = Pass::Verify;
+                self.modal = Some(Modal::ConfirmStart(self.start_summary()));
+            }
+            KeyCode::Char('b') | KeyCode::Esc => self.screen = Screen::Disks,
+            KeyCode::Char('l') => self.show_log = !self.show_log,
+            KeyCode::Char('P') if self.in_image => return vec![Effect::Power("poweroff")],
+            KeyCode::Char('R') if self.in_image => return vec![Effect::Power("reboot")],
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// The keys of the current screen, for the footer.
+    pub fn keys(&self) -> &'static str {
+        match (&self.modal, self.screen) {
+            (Some(Modal::Input { .. }), _) => "type, Enter accept, Esc cancel",
+            (Some(Modal::Help), _) => "Esc close",
+            (Some(_), _) => "y yes, any other key no",
+            (None, Screen::Role) => "s source, r receiver, ? help, q quit",
+            (None, Screen::Disks) => "j/k move, Enter next, r rescan, Esc back, ? help, q quit",
+            (None, Screen::Plan) => {
+                "Space select, g grow, t target size, a all VGs, w save job, Enter next, Esc back"
+            }
+            (None, Screen::Receiver) => "type, Tab field, F5 test, Enter next, Esc back, F1 help",
+            (None, Screen::Preflight) => {
+                "r rate, s schedule, i pass, c recheck, Enter start, Esc back"
+            }
+            (None, Screen::Transfer) => "s stop, r rate, l log, ? help",
+            (None, Screen::Report) => {
+                if self.in_image {
+                    "i incremental, v verify, b back, l log, P power off, R reboot, q quit"
+                } else {
+                    "i incremental, v verify, b back, l log, q quit"
+                }
+            }
+            (None, Screen::Receiving) => "q quit",
+        }
+    }
+
+    /// Whether a transfer is running.
+    pub fn running(&self) -> bool {
+        self.watch.is_some() && self.sent.is_none()
+    }
+
+    /// The stage of the running pass.
+    pub fn stage(&self) -> Option<Stage> {
+        self.snapshot().map(|s| s.stage)
+    }
+}
+
+pub fn pass_name(p: Pass) -> &'static str {
+    match p {
+        Pass::Full => "full",
+        Pass::Incremental => "incremental",
+        Pass::Verify => "verify",
+        _ => "resume",
+    }
+}
+
+/// The disk tree: disks, their partitions, then VGs and their LVs.
+pub fn tree_rows(inv: &Inventory) -> Vec<TreeRow> {
+    let mut v = Vec::new();
+    for d in &inv.disks {
+        v.push(TreeRow {
+            depth: 0,
+            name: d.path.clone(),
+            kind: TreeKind::Disk,
+        });
+        for p in &d.partitions {
+            v.push(TreeRow {
+                depth: 1,
+                name: p.volume.clone(),
+                kind: TreeKind::Partition,
+            });
+        }
+    }
+    for g in &inv.volume_groups {
+        v.push(TreeRow {
+            depth: 0,
+            name: g.name.clone(),
+            kind: TreeKind::Vg,
+        });
+        for l in &g.lvs {
+            if l.visible {
+                v.push(TreeRow {
+                    depth: 1,
+                    name: l.volume.clone(),
+                    kind: TreeKind::Lv,
+                });
+            }
+        }
+    }
+    v
+}
+
+/// The selection list: partitions (and table-less disks) of the planned
+/// disks, then LVs.
+pub fn plan_rows(inv: &Inventory) -> Vec<PlanRow> {
+    let mut v = Vec::new();
+    for d in &inv.disks {
+        if d.partitions.is_empty() && d.content.is_some() {
+            v.push(PlanRow {
+                volume: d.path.clone(),
+                disk: Some(d.path.clone()),
+                lv: false,
+            });
+        }
+        for p in &d.partitions {
+            if p.mbr_kind == Some(crate::layout::mbr::MbrKind::Extended) {
+                continue;
+            }
+            v.push(PlanRow {
+                volume: p.volume.clone(),
+                disk: Some(d.path.clone()),
+                lv: false,
+            });
+        }
+    }
+    for g in &inv.volume_groups {
+        for l in g.lvs.iter().filter(|l| l.visible) {
+            v.push(PlanRow {
+                volume: l.volume.clone(),
+                disk: None,
+                lv: true,
+            });
+        }
+    }
+    v
+}

@@ -1,0 +1,269 @@
+//! `ferry tui` (and `ferry` with no arguments): the technician's console
+//! app. [`app`] holds the state and what keys do, [`view`] draws it; this
+//! module owns the terminal and runs the slow work (inventory, netcheck,
+//! the transfer) on threads whose results come back over a channel, so the
+//! screen never freezes. Logs go to a file, never onto the screen; the
+//! terminal is restored on exit and on panic (ratatui's hook).
+
+pub mod app;
+pub mod view;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
+
+use anyhow::Context;
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::layout::Rect;
+use ratatui::{DefaultTerminal, TerminalOptions, Viewport};
+
+use app::{App, Effect, Msg};
+use crate::inventory::InventoryConfig;
+use crate::source::netcheck::{NetcheckConfig, Stage as NetStage, netcheck};
+use crate::source::send::{SendConfig, send};
+
+/// How `ferry tui` starts.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Disks or image files; empty: every disk of the machine.
+    pub paths: Vec<PathBuf>,
+    /// A job file whose choices are loaded (receiver, rate, plan).
+    pub job: Option<PathBuf>,
+    /// Force plain ASCII borders and bars (default: from TERM).
+    pub ascii: Option<bool>,
+    /// The screen size when the terminal cannot say (a serial console).
+    pub size: Option<(u16, u16)>,
+    /// Where the source keeps its events log and reports.
+    pub state_dir: Option<PathBuf>,
+    /// Where logs go.
+    pub log_file: PathBuf,
+}
+
+/// Run the TUI until the technician quits.
+pub fn run(o: Options) -> anyhow::Result<i32> {
+    let mut app = App::new(o.paths.clone());
+    if let Some(j) = &o.job {
+        let job = crate::job::Job::load(j).map_err(|e| anyhow::anyhow!("{e}"))?;
+        app.load_job(&job);
+    }
+    app.ascii = o.ascii.unwrap_or_else(ascii_terminal);
+    app.state_dir = o.state_dir.clone();
+    app.in_image = Path::new("/etc/ferry/extra-modules").exists();
+    // Everything written to stderr (tracing, tools, notices) goes to the
+    // log file: the screen belongs to the TUI.
+    if let Some(d) = o.log_file.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&o.log_file)
+        .with_context(|| format!("opening the log file {}", o.log_file.display()))?;
+    nix::unistd::dup2_stderr(&log).context("sending stderr to the log file")?;
+    app.log_line(format!("log file: {}", o.log_file.display()));
+    let size = o.size.or_else(kernel_size).or_else(|| {
+        match ratatui::crossterm::terminal::size() {
+            Ok((0, _)) | Ok((_, 0)) | Err(_) => Some((80, 24)),
+            Ok(_) => None,
+        }
+    });
+    let mut terminal = match size {
+        Some((c, r)) => ratatui::init_with_options(TerminalOptions {
+            viewport: Viewport::Fixed(Rect::new(0, 0, c, r)),
+        }),
+        None => ratatui::init(),
+    };
+    let res = event_loop(&mut terminal, &mut app, &o);
+    ratatui::restore();
+    res.map(|_| 0)
+}
+
+/// ASCII borders where Unicode box drawing is unlikely to show: serial
+/// terminals (TERM=vt100, vt220, ...) and dumb ones; FERRY_ASCII=1 forces.
+fn ascii_terminal() -> bool {
+    if std::env::var("FERRY_ASCII").is_ok_and(|v| v == "1") {
+        return true;
+    }
+    let term = std::env::var("TERM").unwrap_or_default();
+    term.starts_with("vt") || term == "dumb" || term.is_empty()
+}
+
+/// `ferry.cols=` and `ferry.rows=` on the kernel command line.
+fn kernel_size() -> Option<(u16, u16)> {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").ok()?;
+    let get = |k: &str| {
+        cmdline
+            .split_whitespace()
+            .find_map(|a| a.strip_prefix(k))
+            .and_then(|v| v.parse::<u16>().ok())
+    };
+    match (get("ferry.cols="), get("ferry.rows=")) {
+        (Some(c), Some(r)) => Some((c, r)),
+        (Some(c), None) => Some((c, 24)),
+        (None, Some(r)) => Some((80, r)),
+        (None, None) => None,
+    }
+}
+
+fn event_loop(terminal: &mut DefaultTerminal, app: &mut App, o: &Options) -> anyhow::Result<()> {
+    let (tx, rx): (Sender<Msg>, Receiver<Msg>) = channel();
+    let mut effects = Vec::new();
+    if app.screen == app::Screen::Role && !o.paths.is_empty() {
+        // Disks named: this is a source.
+        app.screen = app::Screen::Disks;
+        effects.push(Effect::Inventory);
+    }
+    loop {
+        for e in effects.drain(..) {
+            start(app, e, &tx);
+        }
+        if app.quit {
+            return Ok(());
+        }
+        terminal.draw(|f| view::draw(f, app))?;
+        if event::poll(Duration::from_millis(200))?
+            && let Event::Key(k) = event::read()?
+            && k.kind == KeyEventKind::Press
+        {
+            effects.extend(app.on_key(k));
+        }
+        while let Ok(m) = rx.try_recv() {
+            effects.extend(app.on_msg(m));
+        }
+        app.tick();
+    }
+}
+
+/// Start one piece of work.
+fn start(app: &mut App, e: Effect, tx: &Sender<Msg>) {
+    match e {
+        Effect::Quit => app.quit = true,
+        Effect::Inventory => {
+            let tx = tx.clone();
+            let cfg = InventoryConfig {
+                paths: app.paths.clone(),
+                with_ranges: true,
+                ..Default::default()
+            };
+            app.status = "reading the disks...".into();
+            std::thread::spawn(move || {
+                let r = crate::inventory::inventory(&cfg).map_err(|e| format!("{e:#}"));
+                let _ = tx.send(Msg::Inventory(r));
+            });
+        }
+        Effect::Netcheck { full } => {
+            let Ok(fp) = crate::proto::tls::parse_fingerprint(&app.fields[1]) else {
+                app.status = "the fingerprint is not 64 hex digits".into();
+                return;
+            };
+            let volumes = if full { net_volumes(app) } else { Vec::new() };
+            let mut cfg = NetcheckConfig::new(app.fields[0].trim(), fp, app.fields[2].trim(), volumes);
+            cfg.rate_mbit = app.schedule.mbit;
+            if !full {
+                cfg.probes = 20;
+                cfg.bandwidth_secs = 1.0;
+            }
+            app.net_stage = Some("connecting".into());
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let tx2 = tx.clone();
+                let r = netcheck(&cfg, move |s| {
+                    let _ = tx2.send(Msg::NetStage(net_stage(&s)));
+                })
+                .map_err(|e| format!("{e:#}"));
+                let _ = tx.send(Msg::Net(r));
+            });
+        }
+        Effect::Send(pass) => {
+            let Ok(fp) = crate::proto::tls::parse_fingerprint(&app.fields[1]) else {
+                app.status = "the fingerprint is not 64 hex digits".into();
+                return;
+            };
+            let mut cfg = SendConfig::new(
+                app.fields[0].trim(),
+                fp,
+                app.fields[2].trim(),
+                &app.task,
+                Vec::new(),
+            );
+            cfg.plan = Some(app.spec.clone());
+            cfg.pass = pass;
+            cfg.rate = app.rate.clone();
+            cfg.watch = app.watch.clone();
+            cfg.state_dir = app.state_dir.clone();
+            let schedule = app.schedule.clone();
+            app.log_line(format!(
+                "{} pass of task {} started",
+                app::pass_name(pass),
+                app.task
+            ));
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                // The schedule moves the limit while the pass runs; a limit
+                // set live overrides it until the schedule's next change.
+                let _follower = (!schedule.windows.is_empty())
+                    .then(|| crate::source::schedule::follow(schedule, cfg.rate.clone()));
+                let r = send(&cfg).map_err(|e| format!("{e:#}"));
+                let _ = tx.send(Msg::Sent(r));
+            });
+        }
+        Effect::SaveJob(path) => {
+            let text = app.to_job().to_toml();
+            app.status = match std::fs::write(&path, text) {
+                Ok(()) => format!("saved the job file {}", path.display()),
+                Err(e) => format!("saving {}: {e}", path.display()),
+            };
+        }
+        Effect::Power(cmd) => {
+            ratatui::restore();
+            let _ = std::process::Command::new(cmd).status();
+        }
+    }
+}
+
+/// The volumes a netcheck estimates: the plan's partitions and whole
+/// disks (LVs travel inside their PVs).
+fn net_volumes(app: &App) -> Vec<String> {
+    match &app.planned {
+        Ok(p) => p
+            .volumes()
+            .filter(|v| v.partition.is_some())
+            .map(|v| v.name.clone())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn net_stage(s: &NetStage) -> String {
+    match s {
+        NetStage::OpeningVolumes => "opening the volumes".into(),
+        NetStage::Connecting { receiver } => format!("connecting to {receiver}"),
+        NetStage::Probing {
+            sent,
+            received,
+            total,
+        } => format!("latency probes {sent}/{total} ({received} answered)"),
+        NetStage::Bandwidth {
+            bytes,
+            secs,
+            total_secs,
+        } => format!(
+            "bandwidth {:.1}/{:.0} s, {}",
+            secs,
+            total_secs,
+            crate::units::human(*bytes)
+        ),
+        NetStage::DiskRead { bytes, total } => format!(
+            "reading the disks {} of {}",
+            crate::units::human(*bytes),
+            crate::units::human(*total)
+        ),
+        NetStage::Compression { bytes } => {
+            format!("compressing {}", crate::units::human(*bytes))
+        }
+        NetStage::Done => "done".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
