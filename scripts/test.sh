@@ -40,7 +40,7 @@ die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- setup ----
 APT_PACKAGES=(gdisk fdisk xfsprogs dosfstools ntfs-3g btrfs-progs lvm2 cryptsetup-bin
-              e2fsprogs util-linux mount jq mtools openssl file)
+              e2fsprogs util-linux mount jq mtools openssl file tmux)
 install_packages() {
     local missing=()
     for p in "${APT_PACKAGES[@]}"; do

@@ -20,8 +20,8 @@ use super::rate::{Pacer, RateLimit};
 use super::record;
 use super::streams;
 use super::tally::{Tally, VolumeSummary};
-use super::watch::Stage;
 use super::volumes::{SourceVolume, open_plan, open_volumes};
+use super::watch::Stage;
 use crate::disk::sysfs::Roots;
 use crate::proto::codec::{MAX_FRAME, write_message};
 use crate::proto::message::*;
@@ -181,7 +181,12 @@ fn stage(cfg: &SendConfig, s: Stage) {
 /// The running figures for a watcher.
 fn figures(cfg: &SendConfig, report: &SendReport, force: bool) {
     if let Some(w) = &cfg.watch {
-        w.figures(&report.tally.volumes, report.bytes, report.wire_bytes, force);
+        w.figures(
+            &report.tally.volumes,
+            report.bytes,
+            report.wire_bytes,
+            force,
+        );
     }
 }
 
@@ -191,9 +196,7 @@ async fn stop_requested(cfg: &SendConfig, w: &mut TlsWrite, next_seq: u64) -> an
     if cfg.watch.as_ref().is_some_and(|w| w.stopping()) {
         write_message(w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
         w.flush().await?;
-        bail!(
-            "stopped by the operator at chunk {next_seq}; send the same task again to resume"
-        );
+        bail!("stopped by the operator at chunk {next_seq}; send the same task again to resume");
     }
     Ok(())
 }
@@ -255,7 +258,15 @@ async fn run(
         let next_seq =
             compare_pass(cfg, &volumes, &mut frames_rx, &mut r, &mut w, &mut report).await?;
         let _ = pipeline.join();
-        return finish(cfg.watch.as_ref(), r, w, next_seq.max(resume), report, start).await;
+        return finish(
+            cfg.watch.as_ref(),
+            r,
+            w,
+            next_seq.max(resume),
+            report,
+            start,
+        )
+        .await;
     }
     // Frame k of the pass goes on stream k mod N (0: this one).
     let extras = streams::open(cfg, session, cfg.streams.max(1) - 1).await?;

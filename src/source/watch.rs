@@ -83,6 +83,13 @@ impl Watch {
         self.snap.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Set every figure at once (tests of what watches a pass).
+    pub fn set(&self, snap: Snapshot) {
+        if let Ok(mut s) = self.snap.lock() {
+            *s = snap;
+        }
+    }
+
     /// Ask the pass to stop after its next checkpoint.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);

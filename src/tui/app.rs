@@ -96,7 +96,9 @@ pub enum Effect {
     /// Inventory the disks (again).
     Inventory,
     /// A netcheck: `full` measures the disks and compression too.
-    Netcheck { full: bool },
+    Netcheck {
+        full: bool,
+    },
     /// Start a pass.
     Send(Pass),
     SaveJob(PathBuf),
@@ -329,10 +331,16 @@ impl App {
             }
             Msg::Sent(r) => {
                 match &r {
-                    Ok(rep) => self.log_line(format!(
-                        "pass done: {} chunks sent, {} bytes, {:.1} s",
-                        rep.chunks_sent, rep.bytes, rep.seconds
-                    )),
+                    Ok(rep) => {
+                        self.status = format!(
+                            "the {} pass finished; the receiver's report has its checks and post-steps",
+                            pass_name(self.pass)
+                        );
+                        self.log_line(format!(
+                            "pass done: {} chunks sent, {} bytes, {:.1} s",
+                            rep.chunks_sent, rep.bytes, rep.seconds
+                        ))
+                    }
                     Err(e) => {
                         self.status = format!("the pass ended: {e}");
                         self.log_line(format!("pass failed: {e}"));
@@ -378,7 +386,8 @@ impl App {
             let disk = crate::disk::SourceDisk::open(std::path::Path::new(&d.path))
                 .map_err(|e| e.to_string())?;
             let mut code = vec![0u8; crate::plan::target::BOOT_CODE_LEN];
-            disk.read_exact_at(&mut code, 0).map_err(|e| e.to_string())?;
+            disk.read_exact_at(&mut code, 0)
+                .map_err(|e| e.to_string())?;
             Ok(code)
         })
         .map_err(|e| e.to_string());
@@ -465,7 +474,8 @@ impl App {
                     if let Some(w) = &self.watch {
                         w.stop();
                     }
-                    self.status = "stopping after the next checkpoint; the same task resumes".into();
+                    self.status =
+                        "stopping after the next checkpoint; the same task resumes".into();
                     Vec::new()
                 }
                 _ => {
@@ -625,7 +635,9 @@ impl App {
     fn disks_key(&mut self, k: KeyEvent) -> Vec<Effect> {
         let n = self.tree.len();
         match k.code {
-            KeyCode::Up | KeyCode::Char('k') => self.tree_cursor = self.tree_cursor.saturating_sub(1),
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.tree_cursor = self.tree_cursor.saturating_sub(1)
+            }
             KeyCode::Down | KeyCode::Char('j') => {
                 self.tree_cursor = (self.tree_cursor + 1).min(n.saturating_sub(1))
             }
@@ -650,7 +662,9 @@ impl App {
     fn plan_key(&mut self, k: KeyEvent) -> Vec<Effect> {
         let n = self.plan_rows.len();
         match k.code {
-            KeyCode::Up | KeyCode::Char('k') => self.plan_cursor = self.plan_cursor.saturating_sub(1),
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.plan_cursor = self.plan_cursor.saturating_sub(1)
+            }
             KeyCode::Down | KeyCode::Char('j') => {
                 self.plan_cursor = (self.plan_cursor + 1).min(n.saturating_sub(1))
             }
@@ -675,7 +689,10 @@ impl App {
                         .unwrap_or_default();
                     self.input(
                         InputFor::Grow(r.volume.clone()),
-                        format!("grow {} to (size such as 20GiB, or max; empty: no growth)", r.volume),
+                        format!(
+                            "grow {} to (size such as 20GiB, or max; empty: no growth)",
+                            r.volume
+                        ),
                         cur,
                     );
                 }
@@ -737,7 +754,11 @@ impl App {
             self.status = format!(
                 "{}: {}",
                 r.volume,
-                if selected { "not migrated (its space stays empty)" } else { "migrated" }
+                if selected {
+                    "not migrated (its space stays empty)"
+                } else {
+                    "migrated"
+                }
             );
         }
     }
@@ -758,7 +779,9 @@ impl App {
     fn receiver_key(&mut self, k: KeyEvent) -> Vec<Effect> {
         match k.code {
             KeyCode::Tab | KeyCode::Down => self.field = (self.field + 1) % FIELDS.len(),
-            KeyCode::BackTab | KeyCode::Up => self.field = (self.field + FIELDS.len() - 1) % FIELDS.len(),
+            KeyCode::BackTab | KeyCode::Up => {
+                self.field = (self.field + FIELDS.len() - 1) % FIELDS.len()
+            }
             KeyCode::Backspace => {
                 self.fields[self.field].pop();
             }
@@ -794,8 +817,9 @@ impl App {
             return Err("the receiver's address is empty (IP or IP:PORT)".into());
         }
         crate::job::check_address(addr.trim()).map_err(|e| format!("address: {e}"))?;
-        crate::proto::tls::parse_fingerprint(fp)
-            .map_err(|e| format!("fingerprint: {e:#} (64 hex digits as the receiver shows them)"))?;
+        crate::proto::tls::parse_fingerprint(fp).map_err(|e| {
+            format!("fingerprint: {e:#} (64 hex digits as the receiver shows them)")
+        })?;
         if code.trim().is_empty() {
             return Err("the pairing code is empty (the receiver shows it)".into());
         }

@@ -17,10 +17,10 @@ use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use ratatui::layout::Rect;
 use ratatui::{DefaultTerminal, TerminalOptions, Viewport};
 
-use app::{App, Effect, Msg};
 use crate::inventory::InventoryConfig;
 use crate::source::netcheck::{NetcheckConfig, Stage as NetStage, netcheck};
 use crate::source::send::{SendConfig, send};
+use app::{App, Effect, Msg};
 
 /// How `ferry tui` starts.
 #[derive(Debug, Clone, Default)]
@@ -61,12 +61,13 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         .with_context(|| format!("opening the log file {}", o.log_file.display()))?;
     nix::unistd::dup2_stderr(&log).context("sending stderr to the log file")?;
     app.log_line(format!("log file: {}", o.log_file.display()));
-    let size = o.size.or_else(kernel_size).or_else(|| {
-        match ratatui::crossterm::terminal::size() {
+    let size = o
+        .size
+        .or_else(kernel_size)
+        .or_else(|| match ratatui::crossterm::terminal::size() {
             Ok((0, _)) | Ok((_, 0)) | Err(_) => Some((80, 24)),
             Ok(_) => None,
-        }
-    });
+        });
     let mut terminal = match size {
         Some((c, r)) => ratatui::init_with_options(TerminalOptions {
             viewport: Viewport::Fixed(Rect::new(0, 0, c, r)),
@@ -157,7 +158,8 @@ fn start(app: &mut App, e: Effect, tx: &Sender<Msg>) {
                 return;
             };
             let volumes = if full { net_volumes(app) } else { Vec::new() };
-            let mut cfg = NetcheckConfig::new(app.fields[0].trim(), fp, app.fields[2].trim(), volumes);
+            let mut cfg =
+                NetcheckConfig::new(app.fields[0].trim(), fp, app.fields[2].trim(), volumes);
             cfg.rate_mbit = app.schedule.mbit;
             if !full {
                 cfg.probes = 20;

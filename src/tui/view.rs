@@ -39,7 +39,11 @@ const ASCII_BARS: symbols::bar::Set = symbols::bar::Set {
 
 fn block<'a>(app: &App, title: &'a str) -> Block<'a> {
     let b = Block::default().borders(Borders::ALL).title(title);
-    if app.ascii { b.border_set(ASCII_BORDER) } else { b }
+    if app.ascii {
+        b.border_set(ASCII_BORDER)
+    } else {
+        b
+    }
 }
 
 /// A text bar `[####......]` of `width` cells.
@@ -50,7 +54,11 @@ fn bar(app: &App, part: u64, whole: u64, width: usize) -> String {
     } else {
         ((part as u128 * w as u128) / whole as u128).min(w as u128) as usize
     };
-    let (on, off) = if app.ascii { ('#', '.') } else { ('█', '░') };
+    let (on, off) = if app.ascii {
+        ('#', '.')
+    } else {
+        ('█', '░')
+    };
     format!(
         "[{}{}]",
         on.to_string().repeat(filled),
@@ -69,7 +77,11 @@ fn pct(part: u64, whole: u64) -> String {
 pub fn draw(f: &mut Frame, app: &App) {
     let area = f.area();
     // A long refusal wraps onto a second line.
-    let status_rows = if app.status.chars().count() > area.width as usize { 2 } else { 1 };
+    let status_rows = if app.status.chars().count() > area.width as usize {
+        2
+    } else {
+        1
+    };
     let [head, body, status, keys] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(5),
@@ -79,8 +91,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     .areas(area);
     f.render_widget(Paragraph::new(header(app)), head);
     let body = if app.show_log && matches!(app.screen, Screen::Transfer | Screen::Report) {
-        let [top, log] =
-            Layout::vertical([Constraint::Min(5), Constraint::Length(7)]).areas(body);
+        let [top, log] = Layout::vertical([Constraint::Min(5), Constraint::Length(7)]).areas(body);
         draw_log(f, app, log);
         top
     } else {
@@ -181,8 +192,8 @@ fn draw_disks(f: &mut Frame, app: &App, area: Rect) {
         );
         return;
     };
-    let [left, right] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
-        .areas(area);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
     let inner_w = left.width.saturating_sub(2) as usize;
     let barw = if inner_w >= 90 { 16 } else { 8 };
     let namew = inner_w.saturating_sub(barw + 2 + 10 + 10 + 3).max(8);
@@ -190,7 +201,10 @@ fn draw_disks(f: &mut Frame, app: &App, area: Rect) {
         .tree
         .iter()
         .enumerate()
-        .skip(scroll(app.tree_cursor, left.height.saturating_sub(2) as usize))
+        .skip(scroll(
+            app.tree_cursor,
+            left.height.saturating_sub(2) as usize,
+        ))
         .map(|(i, r)| {
             let (size, used, fs) = figures(inv, &r.name, r.kind);
             let indent = "  ".repeat(r.depth);
@@ -201,7 +215,10 @@ fn draw_disks(f: &mut Frame, app: &App, area: Rect) {
                 }
                 TreeKind::Lv => r.name.rsplit('/').next().unwrap_or(&r.name).to_string(),
             };
-            let name = format!("{indent}{}", short(&label, namew.saturating_sub(indent.len())));
+            let name = format!(
+                "{indent}{}",
+                short(&label, namew.saturating_sub(indent.len()))
+            );
             let text = format!(
                 "{name:<namew$} {:>9} {:<9} {}",
                 human(size),
@@ -231,7 +248,11 @@ fn draw_disks(f: &mut Frame, app: &App, area: Rect) {
 
 /// First row to show so that `cursor` stays in a window of `h` rows.
 fn scroll(cursor: usize, h: usize) -> usize {
-    if h == 0 || cursor < h { 0 } else { cursor + 1 - h }
+    if h == 0 || cursor < h {
+        0
+    } else {
+        cursor + 1 - h
+    }
 }
 
 fn short(s: &str, w: usize) -> String {
@@ -409,7 +430,11 @@ fn content_details(v: &mut Vec<String>, c: Option<&Content>) {
     if let Some(u) = &c.uuid {
         v.push(format!("uuid     {u}"));
     }
-    v.push(format!("used     {} ({}%)", human(c.used_bytes), c.used_percent));
+    v.push(format!(
+        "used     {} ({}%)",
+        human(c.used_bytes),
+        c.used_percent
+    ));
     if let Some(e) = &c.error {
         v.push(format!("error    {e}"));
     }
@@ -419,7 +444,12 @@ fn draw_plan(f: &mut Frame, app: &App, area: Rect) {
     let [list, preview] =
         Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
     let w = list.width.saturating_sub(2) as usize;
-    let longest = app.plan_rows.iter().map(|r| r.volume.chars().count()).max().unwrap_or(8);
+    let longest = app
+        .plan_rows
+        .iter()
+        .map(|r| r.volume.chars().count())
+        .max()
+        .unwrap_or(8);
     let namew = longest.min(w.saturating_sub(35 + 20)).clamp(8, 40);
     let mut lines = vec![Line::styled(
         format!(
@@ -514,12 +544,43 @@ fn plan_figures(app: &App) -> Vec<(bool, String, String, u64, u64, String)> {
     app.plan_rows
         .iter()
         .map(|r| {
-            if let Some(x) = p.disks.iter().flat_map(|d| &d.rows).find(|x| x.volume == r.volume) {
-                (x.selected, r.volume.clone(), x.fs.clone(), x.size, x.new_size, x.action.clone())
-            } else if let Some(l) = p.vgs.iter().flat_map(|g| &g.lvs).find(|l| l.volume == r.volume) {
-                (l.selected, r.volume.clone(), l.fs.clone(), l.size, l.new_size, l.action.clone())
+            if let Some(x) = p
+                .disks
+                .iter()
+                .flat_map(|d| &d.rows)
+                .find(|x| x.volume == r.volume)
+            {
+                (
+                    x.selected,
+                    r.volume.clone(),
+                    x.fs.clone(),
+                    x.size,
+                    x.new_size,
+                    x.action.clone(),
+                )
+            } else if let Some(l) = p
+                .vgs
+                .iter()
+                .flat_map(|g| &g.lvs)
+                .find(|l| l.volume == r.volume)
+            {
+                (
+                    l.selected,
+                    r.volume.clone(),
+                    l.fs.clone(),
+                    l.size,
+                    l.new_size,
+                    l.action.clone(),
+                )
             } else {
-                (false, r.volume.clone(), "-".into(), 0, 0, "not on a planned disk".into())
+                (
+                    false,
+                    r.volume.clone(),
+                    "-".into(),
+                    0,
+                    0,
+                    "not on a planned disk".into(),
+                )
             }
         })
         .collect()
@@ -551,7 +612,7 @@ fn draw_receiver(f: &mut Frame, app: &App, area: Rect) {
     ];
     for (i, name) in FIELDS.iter().enumerate() {
         let cursor = if i == app.field { "_" } else { "" };
-        let text = format!("{:>13}: {}{cursor}", name, app.fields[i]);
+        let text = format!(" {:<12} {}{cursor}", name, app.fields[i]);
         lines.push(if i == app.field {
             Line::styled(text, Style::default().add_modifier(Modifier::REVERSED))
         } else {
@@ -559,16 +620,22 @@ fn draw_receiver(f: &mut Frame, app: &App, area: Rect) {
         });
     }
     lines.push(Line::from(""));
-    lines.push(Line::from(format!(
-        "compare with the receiver's screen: {}",
-        grouped(&app.fields[1])
-    )));
+    lines.push(Line::from(
+        "Compare with the fingerprint on the receiver's screen, group by group:",
+    ));
+    let g = grouped(&app.fields[1]);
+    let groups: Vec<&str> = g.split(' ').filter(|x| !x.is_empty()).collect();
+    for half in groups.chunks(8) {
+        lines.push(Line::from(format!("    {}", half.join(" "))));
+    }
     lines.push(Line::from(""));
     match (&app.net_stage, &app.conn_test) {
         (Some(s), _) => lines.push(Line::from(format!("connection test: {s}"))),
         (None, Some(Ok(s))) => lines.push(Line::from(format!("connection test: OK, {s}"))),
         (None, Some(Err(e))) => lines.push(Line::from(format!("connection test FAILED: {e}"))),
-        (None, None) => lines.push(Line::from("F5 tests the connection (TLS, fingerprint, pairing code).")),
+        (None, None) => lines.push(Line::from(
+            "F5 tests the connection (TLS, fingerprint, pairing code).",
+        )),
     }
     f.render_widget(
         Paragraph::new(lines)
@@ -583,8 +650,7 @@ fn opt_ms(v: Option<f64>) -> String {
 }
 
 fn draw_preflight(f: &mut Frame, app: &App, area: Rect) {
-    let [net, rate] =
-        Layout::vertical([Constraint::Min(8), Constraint::Length(6)]).areas(area);
+    let [net, rate] = Layout::vertical([Constraint::Min(8), Constraint::Length(6)]).areas(area);
     let mut lines = Vec::new();
     match (&app.net_stage, &app.net) {
         (Some(s), _) => lines.push(Line::from(format!("measuring: {s}"))),
@@ -612,15 +678,20 @@ fn draw_preflight(f: &mut Frame, app: &App, area: Rect) {
             )));
             lines.push(Line::from(format!(
                 "disk read  {}   compression {} (ratio {})",
-                n.disk_read_mb_s.map_or("-".into(), |x| format!("{x:.0} MB/s")),
-                n.compression_mb_s.map_or("-".into(), |x| format!("{x:.0} MB/s")),
-                n.compression_ratio.map_or("-".into(), |x| format!("{x:.2}"))
+                n.disk_read_mb_s
+                    .map_or("-".into(), |x| format!("{x:.0} MB/s")),
+                n.compression_mb_s
+                    .map_or("-".into(), |x| format!("{x:.0} MB/s")),
+                n.compression_ratio
+                    .map_or("-".into(), |x| format!("{x:.2}"))
             )));
             lines.push(Line::from(format!(
                 "to send    {} used{}",
                 n.used_bytes.map_or("-".into(), human),
-                n.estimated_wire_bytes
-                    .map_or(String::new(), |w| format!(", about {} on the wire", human(w)))
+                n.estimated_wire_bytes.map_or(String::new(), |w| format!(
+                    ", about {} on the wire",
+                    human(w)
+                ))
             )));
             lines.push(Line::from(format!(
                 "ETA        {}{}",
@@ -651,7 +722,10 @@ fn draw_preflight(f: &mut Frame, app: &App, area: Rect) {
     for w in &app.schedule.windows {
         r.push(Line::from(format!("window: {w}  ({})", mbit(w.mbit))));
     }
-    f.render_widget(Paragraph::new(r).block(block(app, " Rate limit schedule ")), rate);
+    f.render_widget(
+        Paragraph::new(r).block(block(app, " Rate limit schedule ")),
+        rate,
+    );
 }
 
 fn bottleneck(b: crate::source::netcheck::Bottleneck) -> &'static str {
@@ -665,7 +739,11 @@ fn bottleneck(b: crate::source::netcheck::Bottleneck) -> &'static str {
 }
 
 fn mbit(m: u64) -> String {
-    if m == 0 { "none".into() } else { format!("{m} Mbit/s") }
+    if m == 0 {
+        "none".into()
+    } else {
+        format!("{m} Mbit/s")
+    }
 }
 
 pub fn duration(s: f64) -> String {
@@ -709,7 +787,11 @@ fn draw_transfer(f: &mut Frame, app: &App, area: Rect) {
     let used = snap.used_bytes();
     let done = snap.done_bytes();
     let secs = snap.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
-    let avg = if secs > 0.0 { snap.bytes_sent as f64 / secs } else { 0.0 };
+    let avg = if secs > 0.0 {
+        snap.bytes_sent as f64 / secs
+    } else {
+        0.0
+    };
     let now = app.speed.last().copied().unwrap_or(0);
     let eta = if avg > 0.0 && used > done {
         duration((used - done) as f64 / avg)
@@ -816,19 +898,24 @@ fn draw_report(f: &mut Frame, app: &App, area: Rect) {
             )));
             lines.push(Line::from(""));
             let w = area.width.saturating_sub(2) as usize;
-            let namew = w.saturating_sub(44).clamp(8, 40);
+            let namew = w.saturating_sub(48).clamp(8, 40);
             lines.push(Line::styled(
-                format!("{:<namew$} {:>9} {:>9} {:>9}  digest", "volume", "used", "sent", "skipped"),
+                format!(
+                    "{:<namew$} {:>10} {:>10} {:>10}  digest",
+                    "volume", "used", "sent", "skipped"
+                ),
                 Style::default().add_modifier(Modifier::BOLD),
             ));
             for v in &r.volumes {
                 lines.push(Line::from(format!(
-                    "{:<namew$} {:>9} {:>9} {:>9}  {}",
+                    "{:<namew$} {:>10} {:>10} {:>10}  {}",
                     short(&v.name, namew),
                     human(v.used_bytes),
                     human(v.bytes_sent),
                     human(v.bytes_skipped),
-                    v.digest.as_deref().map_or("-".to_string(), |d| d[..12.min(d.len())].to_string())
+                    v.digest
+                        .as_deref()
+                        .map_or("-".to_string(), |d| d[..12.min(d.len())].to_string())
                 )));
             }
             for m in r.mismatches.iter().take(5) {
@@ -897,7 +984,10 @@ fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
         ),
         Modal::ConfirmStop => (
             " Stop ",
-            vec!["Stop the transfer after the next checkpoint? The same task resumes later. (y/n)".into()],
+            vec![
+                "Stop the transfer after the next checkpoint? The same task resumes later. (y/n)"
+                    .into(),
+            ],
         ),
         Modal::ConfirmStart(v) => {
             let mut l = v.clone();
@@ -905,9 +995,10 @@ fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
             l.push("Start writing the receiver's targets? (y/n)".into());
             (" Start the transfer ", l)
         }
-        Modal::Input { prompt, text, .. } => {
-            (" Input ", vec![prompt.clone(), String::new(), format!("> {text}_")])
-        }
+        Modal::Input { prompt, text, .. } => (
+            " Input ",
+            vec![prompt.clone(), String::new(), format!("> {text}_")],
+        ),
     };
     let w = area.width.saturating_sub(4).min(76);
     let inner = w.saturating_sub(2).max(1) as usize;

@@ -100,7 +100,9 @@ fn gpt_written_for_the_real_size_reads_back() {
         assert!(text.starts_with("write GPT: 2 partition(s)"), "{text}");
         let bytes = std::fs::read(&p).unwrap();
         assert_eq!(bytes[..440], table::parse_hex(&code()).unwrap()[..]);
-        let g = gpt::read(&crate::disk::MemDisk(bytes.clone()), Some(ss)).unwrap().expect("a GPT");
+        let g = gpt::read(&crate::disk::MemDisk(bytes.clone()), Some(ss))
+            .unwrap()
+            .expect("a GPT");
         assert!(matches!(g.header, HeaderSource::Primary), "{:?}", g.header);
         assert!(g.warnings.is_empty(), "{:?}", g.warnings);
         let s = u64::from(ss);
