@@ -92,7 +92,7 @@ tier_root() {
     [[ -e /dev/loop-control ]] || die "no loop devices: load the loop module (modprobe loop)"
     local fx=$ROOT/target/fixtures
     bash scripts/fixtures.sh "$fx"
-    FERRY_FIXTURES=$fx cargo_test --locked --test root_inventory --test root_lvm --test root_damaged --test root_transfer --test root_plan -- --test-threads=2
+    FERRY_FIXTURES=$fx cargo_test --locked --test root_inventory --test root_lvm --test root_damaged --test root_transfer --test root_plan --test root_tui -- --test-threads=2
 }
 
 tier_static() {
