@@ -1,14 +1,13 @@
 //! `ferry receive --target DISK|FILE ... [--state-dir DIR] [--listen ADDR] [--data-port N] [--api-port N]`
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use crate::disk::sysfs::Roots;
 use crate::proto::tls::{fingerprint_grouped, fingerprint_hex};
-use crate::receiver::server::console;
-use crate::receiver::{ReceiveConfig, Receiver, api, echo};
+use crate::receiver::{ReceiveConfig, Receiver};
 
 #[derive(Debug, Args)]
 pub struct ReceiveArgs {
@@ -53,23 +52,9 @@ pub fn run(a: ReceiveArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let listener =
-            tokio::net::TcpListener::bind(SocketAddr::new(a.listen, a.data_port)).await?;
-        let local = listener.local_addr()?;
-        let api_listener = tokio::net::TcpListener::bind(SocketAddr::new(a.listen, a.api_port))
-            .await
-            .map_err(|e| anyhow::anyhow!("control API port {}: {e}", a.api_port))?;
-        let api_addr = api_listener.local_addr()?;
-        // Netcheck's UDP probes share the data port's number.
-        match tokio::net::UdpSocket::bind(local).await {
-            Ok(sock) => {
-                tokio::spawn(echo::serve(rx.clone(), sock));
-            }
-            Err(e) => console(format_args!(
-                "ferry receive: warning: no UDP echo on {local} ({e}); netcheck will see 100% loss"
-            )),
-        }
-        tokio::spawn(api::serve(rx.clone(), api_listener, local, std::future::pending()));
+        let (listener, at) =
+            crate::receiver::listen::bind(&rx, a.listen, a.data_port, a.api_port).await?;
+        let (local, api_addr) = (at.data, at.api);
         // One fact per line, stable for scripts. A reader that stops reading
         // (a closed pipe) must not stop the receiver: write errors are ignored.
         let targets: Vec<String> = cfg.targets.iter().map(|t| t.display().to_string()).collect();

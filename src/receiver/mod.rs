@@ -6,6 +6,7 @@ pub mod echo;
 pub mod hashlog;
 pub mod join;
 pub mod journal;
+pub mod listen;
 pub mod pool;
 pub mod post;
 pub mod probe;

@@ -31,6 +31,8 @@ pub enum Screen {
     Preflight,
     Transfer,
     Report,
+    /// The receiver role, first: which disks it may overwrite.
+    Targets,
     /// The receiver role: addresses, fingerprint, code, targets, sessions.
     Receiving,
 }
@@ -55,6 +57,7 @@ impl Screen {
             Screen::Preflight => "Preflight",
             Screen::Transfer => "Transfer",
             Screen::Report => "Report",
+            Screen::Targets => "Target disks",
             Screen::Receiving => "Receiver",
         }
     }
@@ -83,6 +86,8 @@ pub enum Modal {
     /// Start writing the receiver's targets: restates what goes where.
     ConfirmStart(Vec<String>),
     ConfirmStop,
+    /// Start receiving: restates each target's model, serial and size.
+    ConfirmReceive(Vec<String>),
     Input {
         purpose: InputFor,
         prompt: String,
@@ -101,6 +106,8 @@ pub enum Effect {
     },
     /// Start a pass.
     Send(Pass),
+    /// Start receiving into these targets.
+    Receive(Vec<PathBuf>),
     SaveJob(PathBuf),
     /// Power off or reboot (the boot image only).
     Power(&'static str),
@@ -114,7 +121,30 @@ pub enum Msg {
     NetStage(String),
     Net(Result<NetReport, String>),
     Sent(Result<SendReport, String>),
+    Receiving(Result<RxView, String>),
     Log(String),
+}
+
+/// A receiver started from the TUI.
+#[derive(Clone)]
+pub struct RxView {
+    pub data: std::net::SocketAddr,
+    pub api: std::net::SocketAddr,
+    pub fingerprint: [u8; 32],
+    pub code: String,
+    pub token: String,
+    /// Its sessions and tasks, read each tick.
+    pub handle: Option<std::sync::Arc<crate::receiver::Receiver>>,
+}
+
+impl std::fmt::Debug for RxView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RxView")
+            .field("data", &self.data)
+            .field("api", &self.api)
+            .field("code", &self.code)
+            .finish()
+    }
 }
 
 /// The receiver fields of the Receiver screen.
@@ -186,6 +216,13 @@ pub struct App {
     pub state_dir: Option<PathBuf>,
     /// Running from the boot image: power off and reboot are offered.
     pub in_image: bool,
+    /// Receiver role: the disks chosen as targets, the cursor, the running
+    /// receiver, its tasks and this machine's addresses.
+    pub chosen: Vec<String>,
+    pub target_cursor: usize,
+    pub rx: Option<RxView>,
+    pub rx_tasks: Vec<crate::report::task::TaskStatus>,
+    pub addresses: Vec<String>,
     pub quit: bool,
 }
 
@@ -222,6 +259,11 @@ impl App {
             ascii: false,
             state_dir: None,
             in_image: false,
+            chosen: Vec::new(),
+            target_cursor: 0,
+            rx: None,
+            rx_tasks: Vec::new(),
+            addresses: Vec::new(),
             quit: false,
         }
     }
@@ -349,13 +391,30 @@ impl App {
                 self.sent = Some(r);
                 self.screen = Screen::Report;
             }
+            Msg::Receiving(Ok(v)) => {
+                self.status = format!(
+                    "receiving on {} (control API {}); give the source the address, fingerprint and code",
+                    v.data, v.api
+                );
+                self.log_line(format!("receiver listening on {}", v.data));
+                self.rx = Some(v);
+                self.screen = Screen::Receiving;
+            }
+            Msg::Receiving(Err(e)) => {
+                self.status = format!("the receiver did not start: {e}");
+                self.log_line(format!("receiver failed: {e}"));
+                self.screen = Screen::Targets;
+            }
             Msg::Log(s) => self.log_line(s),
         }
         Vec::new()
     }
 
-    /// A timer tick during a transfer: sample the throughput.
+    /// A timer tick: the receiver's tasks; a transfer's throughput.
     pub fn tick(&mut self) {
+        if let Some(h) = self.rx.as_ref().and_then(|r| r.handle.as_ref()) {
+            self.rx_tasks = h.tasks.list();
+        }
         let Some(w) = &self.watch else { return };
         let snap = w.snapshot();
         let now = Instant::now();
@@ -428,8 +487,64 @@ impl App {
             Screen::Preflight => self.preflight_key(k),
             Screen::Transfer => self.transfer_key(k),
             Screen::Report => self.report_key(k),
+            Screen::Targets => self.targets_key(k),
             Screen::Receiving => Vec::new(),
         }
+    }
+
+    /// The disks a receiver could write: every disk read.
+    pub fn target_candidates(&self) -> Vec<&crate::inventory::Disk> {
+        self.inv.iter().flat_map(|i| &i.disks).collect()
+    }
+
+    fn targets_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        let n = self.target_candidates().len();
+        match k.code {
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.target_cursor = self.target_cursor.saturating_sub(1)
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.target_cursor = (self.target_cursor + 1).min(n.saturating_sub(1))
+            }
+            KeyCode::Char(' ') => {
+                if let Some(d) = self.target_candidates().get(self.target_cursor) {
+                    let p = d.path.clone();
+                    if let Some(i) = self.chosen.iter().position(|c| *c == p) {
+                        self.chosen.remove(i);
+                    } else {
+                        self.chosen.push(p);
+                    }
+                }
+            }
+            KeyCode::Char('r') => return vec![Effect::Inventory],
+            KeyCode::Enter => {
+                if self.chosen.is_empty() {
+                    self.status = "choose the target disks first (Space)".into();
+                } else {
+                    let mut lines = vec![
+                        "These disks are OVERWRITTEN by what a source sends, in this order (target 0, 1, ...):".to_string(),
+                    ];
+                    for (i, c) in self.chosen.iter().enumerate() {
+                        let d = self.target_candidates().into_iter().find(|d| d.path == *c);
+                        lines.push(match d {
+                            Some(d) => format!(
+                                "  target {i}: {} model {}, serial {}, {}{}",
+                                d.path,
+                                d.model.as_deref().unwrap_or("-"),
+                                d.serial.as_deref().unwrap_or("-"),
+                                crate::units::human(d.size),
+                                disk_state(d)
+                            ),
+                            None => format!("  target {i}: {c}"),
+                        });
+                    }
+                    self.modal = Some(Modal::ConfirmReceive(lines));
+                }
+            }
+            KeyCode::Esc => self.screen = Screen::Role,
+            _ => {}
+        }
+        Vec::new()
     }
 
     fn modal_key(&mut self, m: Modal, k: KeyEvent) -> Vec<Effect> {
@@ -461,6 +576,19 @@ impl App {
                 KeyCode::Char('y' | 'Y') => {
                     self.modal = None;
                     self.start_pass(self.pass)
+                }
+                _ => {
+                    self.modal = None;
+                    self.status = "not started".into();
+                    Vec::new()
+                }
+            },
+            Modal::ConfirmReceive(_) => match k.code {
+                KeyCode::Char('y' | 'Y') => {
+                    self.modal = None;
+                    vec![Effect::Receive(
+                        self.chosen.iter().map(PathBuf::from).collect(),
+                    )]
                 }
                 _ => {
                     self.modal = None;
@@ -625,7 +753,10 @@ impl App {
                 }
             }
             KeyCode::Char('r' | 'R') => {
-                self.status = "the receiver role runs `ferry receive` (see the operator guide); this console shows the source".into();
+                self.screen = Screen::Targets;
+                if self.inv.is_none() {
+                    return vec![Effect::Inventory];
+                }
             }
             _ => {}
         }
@@ -963,7 +1094,10 @@ impl App {
                     "i incremental, v verify, b back, l log, q quit"
                 }
             }
-            (None, Screen::Receiving) => "q quit",
+            (None, Screen::Targets) => {
+                "j/k move, Space choose, Enter start receiving, r rescan, Esc back"
+            }
+            (None, Screen::Receiving) => "q quit (stops receiving)",
         }
     }
 
@@ -975,6 +1109,24 @@ impl App {
     /// The stage of the running pass.
     pub fn stage(&self) -> Option<Stage> {
         self.snapshot().map(|s| s.stage)
+    }
+}
+
+/// "empty", "in use: ..." or what the disk holds, for target choices.
+pub fn disk_state(d: &crate::inventory::Disk) -> String {
+    if !d.in_use.is_empty() {
+        return format!(", IN USE: {}", d.in_use.join("; "));
+    }
+    match (&d.table, &d.content) {
+        (None, None) => ", empty".into(),
+        (Some(crate::inventory::Table::Gpt { .. }), _) => {
+            format!(", holds a GPT with {} partition(s)", d.partitions.len())
+        }
+        (Some(crate::inventory::Table::Mbr { .. }), _) => {
+            format!(", holds an MBR with {} partition(s)", d.partitions.len())
+        }
+        (None, Some(c)) if c.fs == "unknown" => ", no partition table or filesystem found".into(),
+        (None, Some(c)) => format!(", holds {}", c.fs),
     }
 }
 

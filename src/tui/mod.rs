@@ -6,6 +6,7 @@
 //! terminal is restored on exit and on panic (ratatui's hook).
 
 pub mod app;
+pub mod big;
 pub mod view;
 
 use std::path::{Path, PathBuf};
@@ -209,6 +210,51 @@ fn start(app: &mut App, e: Effect, tx: &Sender<Msg>) {
                 let _ = tx.send(Msg::Sent(r));
             });
         }
+        Effect::Receive(targets) => {
+            app.addresses = local_addresses();
+            let cfg = crate::receiver::ReceiveConfig {
+                targets,
+                state_dir: app
+                    .state_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("/var/lib/ferry")),
+                code: None,
+                name: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map_or_else(|_| "receiver".into(), |s| s.trim().into()),
+                force: false,
+                max_sessions: 8,
+                roots: crate::disk::sysfs::Roots::system(),
+            };
+            let (listen, data_port, api_port) = o_ports(app);
+            let tx = tx.clone();
+            app.status = "starting the receiver...".into();
+            std::thread::spawn(move || {
+                let run = || -> anyhow::Result<()> {
+                    let rx = crate::receiver::Receiver::new(&cfg)?;
+                    let rt = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()?;
+                    rt.block_on(async {
+                        let (listener, at) =
+                            crate::receiver::listen::bind(&rx, listen, data_port, api_port).await?;
+                        let _ = tx.send(Msg::Receiving(Ok(app::RxView {
+                            data: at.data,
+                            api: at.api,
+                            fingerprint: rx.fingerprint,
+                            code: rx.code.clone(),
+                            token: crate::proto::pairing::api_token(&rx.code, &rx.fingerprint),
+                            handle: Some(rx.clone()),
+                        })));
+                        rx.serve(listener, std::future::pending()).await;
+                        anyhow::Ok(())
+                    })
+                };
+                if let Err(e) = run() {
+                    let _ = tx.send(Msg::Receiving(Err(format!("{e:#}"))));
+                }
+            });
+        }
         Effect::SaveJob(path) => {
             let text = app.to_job().to_toml();
             app.status = match std::fs::write(&path, text) {
@@ -221,6 +267,39 @@ fn start(app: &mut App, e: Effect, tx: &Sender<Msg>) {
             let _ = std::process::Command::new(cmd).status();
         }
     }
+}
+
+/// The receiver role's ports: the defaults (8703, 8080 on every address)
+/// unless `FERRY_TUI_PORTS=ADDR:DATA:API` says otherwise (tests).
+fn o_ports(_app: &App) -> (std::net::IpAddr, u16, u16) {
+    if let Ok(v) = std::env::var("FERRY_TUI_PORTS") {
+        let parts: Vec<&str> = v.rsplitn(3, ':').collect();
+        if let [api, data, addr] = parts[..]
+            && let (Ok(a), Ok(d), Ok(p)) = (addr.parse(), data.parse(), api.parse())
+        {
+            return (a, d, p);
+        }
+    }
+    (
+        std::net::IpAddr::from([0, 0, 0, 0]),
+        crate::source::send::DATA_PORT,
+        crate::receiver::api::API_PORT,
+    )
+}
+
+/// This machine's IPv4 addresses, loopback left out.
+fn local_addresses() -> Vec<String> {
+    let Ok(ifs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = ifs
+        .filter_map(|i| {
+            let a = i.address?.as_sockaddr_in()?.ip();
+            (!a.is_loopback()).then(|| format!("{a} ({})", i.interface_name))
+        })
+        .collect();
+    v.dedup();
+    v
 }
 
 /// The volumes a netcheck estimates: the plan's partitions and whole

@@ -384,3 +384,71 @@ fn snapshots_of_every_screen() {
     f.app.ascii = true;
     snap("report_ascii", &f);
 }
+
+#[test]
+fn the_receiver_role_chooses_targets_then_shows_code_and_tasks() {
+    let mut f = fixture("receiver");
+    f.app.screen = Screen::Role;
+    assert!(
+        key(&mut f.app, KeyCode::Char('r')).is_empty(),
+        "disks already read"
+    );
+    assert_eq!(f.app.screen, Screen::Targets);
+    // Nothing chosen: Enter says so.
+    key(&mut f.app, KeyCode::Enter);
+    assert!(f.app.modal.is_none());
+    assert!(
+        f.app.status.contains("choose the target disks"),
+        "{}",
+        f.app.status
+    );
+    key(&mut f.app, KeyCode::Char(' '));
+    snap("targets", &f);
+    key(&mut f.app, KeyCode::Enter);
+    let Some(Modal::ConfirmReceive(lines)) = &f.app.modal else {
+        panic!("no confirmation: {:?}", f.app.modal)
+    };
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("target 0") && l.contains("model") && l.contains("64.0 MiB")),
+        "{lines:?}"
+    );
+    snap("confirm_receive", &f);
+    let fx = key(&mut f.app, KeyCode::Char('y'));
+    assert_eq!(
+        fx,
+        [Effect::Receive(vec![PathBuf::from(format!(
+            "{}/server.img",
+            f.dir
+        ))])]
+    );
+    f.app.addresses = vec!["10.0.0.5 (eth0)".into()];
+    f.app.state_dir = Some("/var/lib/ferry".into());
+    f.app.on_msg(Msg::Receiving(Ok(super::app::RxView {
+        data: "0.0.0.0:8703".parse().unwrap(),
+        api: "0.0.0.0:8080".parse().unwrap(),
+        fingerprint: [0x3f; 32],
+        code: "K7QM-4XPD".into(),
+        token: String::new(),
+        handle: None,
+    })));
+    assert_eq!(f.app.screen, Screen::Receiving);
+    let task = |name: &str, state: &str, running: bool, done: u64| {
+        serde_json::from_value::<crate::report::task::TaskStatus>(serde_json::json!({
+            "task": name, "state": state, "running": running, "pass": "full",
+            "source": "web01", "peer": "10.0.0.9:41234", "session": 1, "streams": 1,
+            "started": "", "updated": "", "volumes": [], "chunks_total": 100,
+            "bytes_total": 100 * MIB, "chunks_done": done, "bytes_done": done * MIB,
+            "chunks_written": done, "bytes_written": done * MIB, "wire_bytes": 0,
+            "zero_chunks": 0, "chunks_held": 0, "chunks_differ": 0, "resumed_at": 0,
+            "throughput": 52428800.0, "rate_limit_mbit": null, "paused": false, "errors": []
+        }))
+        .unwrap()
+    };
+    f.app.rx_tasks = vec![
+        task("web01", "syncing", true, 40),
+        task("db02", "finished", false, 100),
+    ];
+    snap("receiving", &f);
+}

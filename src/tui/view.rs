@@ -105,7 +105,8 @@ pub fn draw(f: &mut Frame, app: &App) {
         Screen::Preflight => draw_preflight(f, app, body),
         Screen::Transfer => draw_transfer(f, app, body),
         Screen::Report => draw_report(f, app, body),
-        Screen::Receiving => draw_role(f, app, body),
+        Screen::Targets => draw_targets(f, app, body),
+        Screen::Receiving => draw_receiving(f, app, body),
     }
     f.render_widget(
         Paragraph::new(app.status.as_str())
@@ -127,9 +128,16 @@ fn header(app: &App) -> Line<'static> {
         "ferry ",
         Style::default().add_modifier(Modifier::BOLD),
     )];
-    if app.screen == Screen::Role {
-        spans.push(Span::raw("- choose a role"));
-        return Line::from(spans);
+    match app.screen {
+        Screen::Role => {
+            spans.push(Span::raw("- choose a role"));
+            return Line::from(spans);
+        }
+        Screen::Targets | Screen::Receiving => {
+            spans.push(Span::raw(format!("- receiver - {}", app.screen.title())));
+            return Line::from(spans);
+        }
+        _ => {}
     }
     for (i, s) in Screen::STEPS.iter().enumerate() {
         let name = match s {
@@ -989,6 +997,12 @@ fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
                     .into(),
             ],
         ),
+        Modal::ConfirmReceive(v) => {
+            let mut l = v.clone();
+            l.push(String::new());
+            l.push("Start receiving? (y/n)".into());
+            (" Start the receiver ", l)
+        }
         Modal::ConfirmStart(v) => {
             let mut l = v.clone();
             l.push(String::new());
@@ -1013,5 +1027,136 @@ fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
             .wrap(Wrap { trim: false })
             .block(block(app, title)),
         r,
+    );
+}
+
+fn draw_targets(f: &mut Frame, app: &App, area: Rect) {
+    let mut lines = vec![
+        Line::from("Choose the disks this receiver may overwrite (Space), in target order."),
+        Line::from(""),
+    ];
+    let cands = app.target_candidates();
+    if cands.is_empty() {
+        lines.push(Line::from(match &app.inv_error {
+            Some(e) => format!("Reading the disks failed: {e}"),
+            None => "Reading the disks...".into(),
+        }));
+    }
+    for (i, d) in cands.iter().enumerate() {
+        let order = app.chosen.iter().position(|c| *c == d.path);
+        let mark = match order {
+            Some(n) => format!("[{n}]"),
+            None => "[ ]".into(),
+        };
+        let text = format!(
+            "{mark} {} {} model {} serial {}{}",
+            d.path,
+            human(d.size),
+            d.model.as_deref().unwrap_or("-"),
+            d.serial.as_deref().unwrap_or("-"),
+            super::app::disk_state(d)
+        );
+        lines.push(if i == app.target_cursor {
+            Line::styled(text, Style::default().add_modifier(Modifier::REVERSED))
+        } else {
+            Line::from(text)
+        });
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(app, " Target disks ")),
+        area,
+    );
+}
+
+fn draw_receiving(f: &mut Frame, app: &App, area: Rect) {
+    let Some(rx) = &app.rx else {
+        f.render_widget(
+            Paragraph::new("starting...").block(block(app, " Receiver ")),
+            area,
+        );
+        return;
+    };
+    let [top, tasks] = Layout::vertical([Constraint::Length(12), Constraint::Min(4)]).areas(area);
+    let mut lines = Vec::new();
+    let addrs = if app.addresses.is_empty() {
+        rx.data.ip().to_string()
+    } else {
+        app.addresses.join(", ")
+    };
+    lines.push(Line::from(format!(
+        "address  {addrs}   data port {}   control API {}",
+        rx.data.port(),
+        rx.api.port()
+    )));
+    let fp = crate::proto::tls::fingerprint_grouped(&rx.fingerprint);
+    let groups: Vec<&str> = fp.split(' ').collect();
+    lines.push(Line::from(format!(
+        "fingerprint  {}",
+        groups[..8.min(groups.len())].join(" ")
+    )));
+    if groups.len() > 8 {
+        lines.push(Line::from(format!(
+            "             {}",
+            groups[8..].join(" ")
+        )));
+    }
+    for row in super::big::big(&rx.code) {
+        lines.push(Line::from(format!("  {row}")));
+    }
+    lines.push(Line::from(format!("pairing code {}", rx.code)));
+    lines.push(Line::from(format!(
+        "targets      {}",
+        app.chosen
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("{i}: {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )));
+    f.render_widget(Paragraph::new(lines).block(block(app, " Receiver ")), top);
+    let w = tasks.width.saturating_sub(2) as usize;
+    let mut tl = Vec::new();
+    if app.rx_tasks.is_empty() {
+        tl.push(Line::from("No source has connected yet."));
+    }
+    for t in &app.rx_tasks {
+        let barw = w.saturating_sub(58).clamp(10, 60);
+        tl.push(Line::from(format!(
+            "{:<12} {:<10} {:<11} {} {:>4} {:>10}/s",
+            short(&t.task, 12),
+            format!("{:?}", t.state),
+            t.pass,
+            bar(app, t.bytes_done, t.bytes_total, barw),
+            pct(t.bytes_done, t.bytes_total),
+            human(t.throughput as u64),
+        )));
+        let mut more = format!(
+            "  from {} ({}), {} of {}",
+            t.source,
+            t.peer,
+            human(t.bytes_done),
+            human(t.bytes_total)
+        );
+        if !t.running
+            && let Some(d) = &app.state_dir
+        {
+            more.push_str(&format!(
+                "; report {}/reports/{}_report.json",
+                d.display(),
+                t.task
+            ));
+        }
+        tl.push(Line::from(more));
+        for e in t.errors.iter().take(2) {
+            tl.push(Line::from(format!("  error: {e}")));
+        }
+    }
+    f.render_widget(
+        Paragraph::new(tl)
+            .wrap(Wrap { trim: false })
+            .block(block(app, " Sessions and tasks ")),
+        tasks,
     );
 }
