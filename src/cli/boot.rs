@@ -54,6 +54,19 @@ pub fn run(a: BootArgs) -> anyhow::Result<i32> {
         Some(j) => Some(boot::fetch_job(j, &a.run_dir)?),
         None => None,
     };
+    // At a console without ferry.auto=1: the TUI, with what the kernel
+    // arguments chose already filled in. (What they say is printed first:
+    // it stays in the serial log.)
+    let interactive = !(args.auto || a.yes || a.print)
+        && std::io::stdin().is_terminal()
+        && std::env::var_os("FERRY_NO_TUI").is_none();
+    if interactive {
+        match args.command(job.as_deref(), &[]) {
+            Ok(argv) => println!("ferry: from the kernel arguments: {}", shown(&argv)),
+            Err(e) => eprintln!("ferry: {e}"),
+        }
+        return tui(&args, job, a.state_dir.clone());
+    }
     let roots = Roots::system();
     let disks = if args.role == Some(Role::Source) && args.volumes.is_empty() && job.is_none() {
         boot::default_volumes(&roots)?
@@ -94,6 +107,32 @@ pub fn run(a: BootArgs) -> anyhow::Result<i32> {
         }
     };
     super::run(cli)
+}
+
+/// The TUI with the kernel arguments' choices.
+fn tui(args: &boot::BootArgs, job: Option<PathBuf>, state_dir: Option<PathBuf>) -> anyhow::Result<i32> {
+    let state_dir = state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/ferry"));
+    let _ = std::fs::create_dir_all(&state_dir);
+    crate::tui::run(crate::tui::Options {
+        paths: Vec::new(),
+        job,
+        ascii: None,
+        size: match (args.cols, args.rows) {
+            (None, None) => None,
+            (c, r) => Some((c.unwrap_or(80), r.unwrap_or(24))),
+        },
+        log_file: state_dir.join("tui.log"),
+        state_dir: Some(state_dir),
+        preset: crate::tui::Preset {
+            source: args.role.map(|r| r == Role::Source),
+            receiver: args.receiver.clone(),
+            fingerprint: args.fingerprint.clone(),
+            code: args.code.clone(),
+            targets: args.targets.clone(),
+            rate: args.rate,
+            task: args.task.clone(),
+        },
+    })
 }
 
 /// The command as printed: the pairing code is not repeated on screen.

@@ -52,5 +52,6 @@ pub fn run(a: TuiArgs) -> anyhow::Result<i32> {
         size,
         state_dir,
         log_file,
+        preset: Default::default(),
     })
 }

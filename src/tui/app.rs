@@ -268,6 +268,28 @@ impl App {
         }
     }
 
+    /// Take choices made before the TUI started (kernel arguments).
+    pub fn preset(&mut self, p: &super::Preset) {
+        match p.source {
+            Some(true) => self.screen = Screen::Disks,
+            Some(false) => self.screen = Screen::Targets,
+            None => {}
+        }
+        for (i, v) in [&p.receiver, &p.fingerprint, &p.code].into_iter().enumerate() {
+            if let Some(v) = v {
+                self.fields[i] = v.clone();
+            }
+        }
+        self.chosen = p.targets.clone();
+        if let Some(r) = p.rate {
+            self.schedule = Schedule::constant(r);
+            self.rate.set(r);
+        }
+        if let Some(t) = &p.task {
+            self.task = t.clone();
+        }
+    }
+
     /// Take a job file's choices: receiver, task, rate schedule, plan.
     pub fn load_job(&mut self, job: &Job) {
         let r = &job.receiver;

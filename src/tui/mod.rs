@@ -38,6 +38,22 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// Where logs go.
     pub log_file: PathBuf,
+    /// Choices made before the TUI starts (the `ferry.*` kernel arguments).
+    pub preset: Preset,
+}
+
+/// What the kernel arguments (or a caller) already chose.
+#[derive(Debug, Clone, Default)]
+pub struct Preset {
+    /// `Some(true)`: source; `Some(false)`: receiver; `None`: ask.
+    pub source: Option<bool>,
+    pub receiver: Option<String>,
+    pub fingerprint: Option<String>,
+    pub code: Option<String>,
+    /// Receiver: the disks it may overwrite.
+    pub targets: Vec<String>,
+    pub rate: Option<u64>,
+    pub task: Option<String>,
 }
 
 /// Run the TUI until the technician quits.
@@ -47,6 +63,7 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         let job = crate::job::Job::load(j).map_err(|e| anyhow::anyhow!("{e}"))?;
         app.load_job(&job);
     }
+    app.preset(&o.preset);
     app.ascii = o.ascii.unwrap_or_else(ascii_terminal);
     app.state_dir = o.state_dir.clone();
     app.in_image = Path::new("/etc/ferry/extra-modules").exists();
@@ -110,9 +127,11 @@ fn kernel_size() -> Option<(u16, u16)> {
 fn event_loop(terminal: &mut DefaultTerminal, app: &mut App, o: &Options) -> anyhow::Result<()> {
     let (tx, rx): (Sender<Msg>, Receiver<Msg>) = channel();
     let mut effects = Vec::new();
-    if app.screen == app::Screen::Role && !o.paths.is_empty() {
+    if app.screen == app::Screen::Role && !o.paths.is_empty() && o.preset.source.is_none() {
         // Disks named: this is a source.
         app.screen = app::Screen::Disks;
+    }
+    if app.screen != app::Screen::Role {
         effects.push(Effect::Inventory);
     }
     loop {
