@@ -43,6 +43,8 @@ pub struct VmBuilder {
     disks: Vec<(PathBuf, bool)>,
     nics: Vec<Nic>,
     mac: Option<u8>,
+    /// Keep the serial port's input open for [`Vm::keys`].
+    keyboard: bool,
 }
 
 impl VmBuilder {
@@ -56,6 +58,7 @@ impl VmBuilder {
             disks: Vec::new(),
             nics: Vec::new(),
             mac: None,
+            keyboard: false,
         }
     }
 
@@ -100,6 +103,12 @@ impl VmBuilder {
     /// it, each NIC gets a new one.
     pub fn mac(mut self, last: u8) -> Self {
         self.mac = Some(last);
+        self
+    }
+
+    /// Keep the first serial port's input open: [`Vm::keys`] types on it.
+    pub fn keyboard(mut self) -> Self {
+        self.keyboard = true;
         self
     }
 
@@ -212,10 +221,15 @@ impl VmBuilder {
         let _ = std::fs::remove_file(self.monitor_path());
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args(&args)
-            .stdin(Stdio::null())
+            .stdin(if self.keyboard {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = spawn_qemu(cmd);
+        let keys = child.stdin.take();
         let log = self.dir.join(format!("{}.console.log", self.name));
         let console = Console::capture(&self.name, child.stdout.take().unwrap(), &log);
         // QEMU's own messages (bad arguments, warnings) go to a side file.
@@ -234,6 +248,7 @@ impl VmBuilder {
         Vm {
             name: self.name.clone(),
             pid: child.id(),
+            keys,
             child: Some(child),
             console,
             cmdline,
@@ -248,6 +263,8 @@ impl VmBuilder {
 pub struct Vm {
     pub name: String,
     pub pid: u32,
+    /// The serial port's input, with [`VmBuilder::keyboard`].
+    keys: Option<std::process::ChildStdin>,
     child: Option<Child>,
     pub console: Console,
     pub cmdline: String,
@@ -274,6 +291,17 @@ impl Vm {
                 panic!("{e}\nQEMU said:\n{}", qemu.trim_end())
             }
         }
+    }
+
+    /// Type `text` on the first serial port (`\r` is Enter).
+    pub fn keys(&mut self, text: &str) {
+        let k = self
+            .keys
+            .as_mut()
+            .unwrap_or_else(|| panic!("{}: built without .keyboard()", self.name));
+        k.write_all(text.as_bytes())
+            .and_then(|()| k.flush())
+            .unwrap_or_else(|e| panic!("{}: typing on the serial port: {e}", self.name));
     }
 
     /// An HMP monitor command (`set_link n0 off`); returns its output.

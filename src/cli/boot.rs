@@ -61,7 +61,12 @@ pub fn run(a: BootArgs) -> anyhow::Result<i32> {
         && std::io::stdin().is_terminal()
         && std::env::var_os("FERRY_NO_TUI").is_none();
     if interactive {
-        match args.command(job.as_deref(), &[]) {
+        let disks = if args.role == Some(Role::Source) && args.volumes.is_empty() && job.is_none() {
+            boot::default_volumes(&Roots::system()).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        match args.command(job.as_deref(), &disks) {
             Ok(argv) => println!("ferry: from the kernel arguments: {}", shown(&argv)),
             Err(e) => eprintln!("ferry: {e}"),
         }
@@ -110,7 +115,11 @@ pub fn run(a: BootArgs) -> anyhow::Result<i32> {
 }
 
 /// The TUI with the kernel arguments' choices.
-fn tui(args: &boot::BootArgs, job: Option<PathBuf>, state_dir: Option<PathBuf>) -> anyhow::Result<i32> {
+fn tui(
+    args: &boot::BootArgs,
+    job: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+) -> anyhow::Result<i32> {
     let state_dir = state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/ferry"));
     let _ = std::fs::create_dir_all(&state_dir);
     crate::tui::run(crate::tui::Options {

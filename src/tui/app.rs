@@ -223,6 +223,8 @@ pub struct App {
     pub rx: Option<RxView>,
     pub rx_tasks: Vec<crate::report::task::TaskStatus>,
     pub addresses: Vec<String>,
+    /// Draw the next frame whole (a result arrived): see the runner.
+    pub redraw: bool,
     pub quit: bool,
 }
 
@@ -264,6 +266,7 @@ impl App {
             rx: None,
             rx_tasks: Vec::new(),
             addresses: Vec::new(),
+            redraw: false,
             quit: false,
         }
     }
@@ -275,7 +278,10 @@ impl App {
             Some(false) => self.screen = Screen::Targets,
             None => {}
         }
-        for (i, v) in [&p.receiver, &p.fingerprint, &p.code].into_iter().enumerate() {
+        for (i, v) in [&p.receiver, &p.fingerprint, &p.code]
+            .into_iter()
+            .enumerate()
+        {
             if let Some(v) = v {
                 self.fields[i] = v.clone();
             }
@@ -342,6 +348,9 @@ impl App {
 
     /// A result of work.
     pub fn on_msg(&mut self, m: Msg) -> Vec<Effect> {
+        if !matches!(m, Msg::NetStage(_) | Msg::Log(_)) {
+            self.redraw = true;
+        }
         match m {
             Msg::Inventory(Ok(inv)) => {
                 self.inv_error = None;

@@ -134,12 +134,21 @@ fn event_loop(terminal: &mut DefaultTerminal, app: &mut App, o: &Options) -> any
     if app.screen != app::Screen::Role {
         effects.push(Effect::Inventory);
     }
+    let mut shown = None;
     loop {
         for e in effects.drain(..) {
             start(app, e, &tx);
         }
         if app.quit {
             return Ok(());
+        }
+        // A new screen or dialog is drawn whole (not as a difference from
+        // the last one): on a serial console, each screen's text then
+        // arrives in one piece, readable in a log.
+        let now = (app.screen, app.modal.as_ref().map(std::mem::discriminant));
+        if shown != Some(now) || std::mem::take(&mut app.redraw) {
+            terminal.clear()?;
+            shown = Some(now);
         }
         terminal.draw(|f| view::draw(f, app))?;
         if event::poll(Duration::from_millis(200))?
