@@ -23,6 +23,9 @@ pub struct Console {
     log: PathBuf,
     shared: Arc<(Mutex<State>, Condvar)>,
     cursor: usize,
+    /// What a full-screen program shows, and how much text it has seen.
+    screen: Screen,
+    fed: usize,
 }
 
 impl Console {
@@ -55,6 +58,8 @@ impl Console {
             log: log.to_path_buf(),
             shared,
             cursor: 0,
+            screen: Screen::default(),
+            fed: 0,
         }
     }
 
@@ -115,6 +120,38 @@ impl Console {
         }
     }
 
+    /// Wait until `marker` is on the screen a full-screen program (the
+    /// TUI) draws: the console's output is played into an 80x24 screen
+    /// ([`Screen`]; cursor moves, clears, text), and a row must contain the
+    /// marker. Such programs skip unchanged cells, so their output has no
+    /// lines to match.
+    pub fn wait_text(&mut self, marker: &str, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let (m, cv) = &*self.shared;
+        let mut st = m.lock().unwrap();
+        loop {
+            self.screen.feed(&st.text[self.fed..]);
+            self.fed = st.text.len();
+            if self.screen.rows().iter().any(|r| r.contains(marker)) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if st.closed || now >= deadline {
+                let why = if st.closed {
+                    "its console closed (QEMU exited)".to_string()
+                } else {
+                    format!("not shown within {} s", timeout.as_secs())
+                };
+                return Err(format!(
+                    "{}: waiting for {marker:?} on the screen: {why}; the screen:\n{}",
+                    self.name,
+                    self.screen.rows().join("\n")
+                ));
+            }
+            st = cv.wait_timeout(st, deadline - now).unwrap().0;
+        }
+    }
+
     /// [`Console::wait_for`], panicking on failure.
     pub fn expect(&mut self, marker: &str, timeout: Duration) -> String {
         self.wait_for(marker, timeout)
@@ -154,6 +191,141 @@ impl Console {
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// An 80x24 character screen that console output is played into: enough
+/// of a VT100 for what crossterm emits (CSI H cursor moves, CSI J and K
+/// clears, SGR and mode changes ignored, CR, LF, text).
+#[derive(Debug, Clone)]
+pub struct Screen {
+    cells: Vec<Vec<char>>,
+    row: usize,
+    col: usize,
+    /// An escape sequence cut by a read boundary.
+    pending: String,
+}
+
+const COLS: usize = 80;
+const ROWS: usize = 24;
+
+impl Default for Screen {
+    fn default() -> Self {
+        Screen {
+            cells: vec![vec![' '; COLS]; ROWS],
+            row: 0,
+            col: 0,
+            pending: String::new(),
+        }
+    }
+}
+
+impl Screen {
+    pub fn rows(&self) -> Vec<String> {
+        self.cells
+            .iter()
+            .map(|r| r.iter().collect::<String>().trim_end().to_string())
+            .collect()
+    }
+
+    fn clear(&mut self) {
+        self.cells = vec![vec![' '; COLS]; ROWS];
+    }
+
+    fn newline(&mut self) {
+        if self.row + 1 < ROWS {
+            self.row += 1;
+        } else {
+            self.cells.remove(0);
+            self.cells.push(vec![' '; COLS]);
+        }
+    }
+
+    pub fn feed(&mut self, text: &str) {
+        let data = std::mem::take(&mut self.pending) + text;
+        let mut it = data.char_indices().peekable();
+        while let Some((at, c)) = it.next() {
+            match c {
+                '\x1b' => {
+                    // ESC [ params final, or a lone ESC x.
+                    let rest = &data[at + 1..];
+                    if rest.is_empty() {
+                        self.pending = data[at..].to_string();
+                        return;
+                    }
+                    if !rest.starts_with('[') {
+                        it.next();
+                        continue;
+                    }
+                    let body = &rest[1..];
+                    let Some(end) = body.find(|ch: char| ch.is_ascii_alphabetic() || ch == '~')
+                    else {
+                        self.pending = data[at..].to_string();
+                        return;
+                    };
+                    let params = &body[..end];
+                    let fin = body.as_bytes()[end] as char;
+                    // Skip the sequence's characters.
+                    for _ in 0..end + 2 {
+                        it.next();
+                    }
+                    let nums: Vec<usize> = params
+                        .trim_start_matches('?')
+                        .split(';')
+                        .map(|n| n.parse().unwrap_or(0))
+                        .collect();
+                    match fin {
+                        'H' | 'f' => {
+                            self.row = nums.first().copied().unwrap_or(1).clamp(1, ROWS) - 1;
+                            self.col = nums.get(1).copied().unwrap_or(1).clamp(1, COLS) - 1;
+                        }
+                        'J' if nums.first().copied().unwrap_or(0) >= 2 => self.clear(),
+                        'J' => {
+                            for c in self.col..COLS {
+                                self.cells[self.row][c] = ' ';
+                            }
+                            for r in self.row + 1..ROWS {
+                                self.cells[r] = vec![' '; COLS];
+                            }
+                        }
+                        'K' => {
+                            for c in self.col..COLS {
+                                self.cells[self.row][c] = ' ';
+                            }
+                        }
+                        // Leaving or entering the alternate screen.
+                        'h' | 'l' if params == "?1049" => self.clear(),
+                        _ => {}
+                    }
+                }
+                '\r' => self.col = 0,
+                '\n' => self.newline(),
+                c if c.is_control() => {}
+                c => {
+                    if self.col >= COLS {
+                        self.col = 0;
+                        self.newline();
+                    }
+                    self.cells[self.row][self.col] = c;
+                    self.col += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod screen_tests {
+    use super::Screen;
+
+    #[test]
+    fn cursor_moves_and_skipped_cells_make_one_row() {
+        let mut s = Screen::default();
+        s.feed("boot\r\n\x1b[?1049h\x1b[2J\x1b[4;4Hpart\x1b[4;9H6\x1b[1m\x1b[4;17H61.0");
+        s.feed("\x1b[4;2");
+        s.feed("2HMiB");
+        assert_eq!(s.rows()[3], "   part 6       61.0 MiB");
+        assert_eq!(s.rows()[0], "");
+    }
 }
 
 #[cfg(test)]

@@ -293,6 +293,14 @@ impl Vm {
         }
     }
 
+    /// Wait for `marker` anywhere on the console (a full-screen program's
+    /// output has no lines; see [`Console::wait_text`]).
+    pub fn expect_screen(&mut self, marker: &str, timeout: Duration) {
+        if let Err(e) = self.console.wait_text(marker, timeout) {
+            panic!("{e}")
+        }
+    }
+
     /// Type `text` on the first serial port (`\r` is Enter).
     pub fn keys(&mut self, text: &str) {
         let k = self

@@ -67,33 +67,33 @@ fn s8_tui_on_the_serial_console_migrates_and_grows() {
     }
     // 1. Disks: the tree, drawn whole on the serial console.
     s.expect("ferry: from the kernel arguments: ferry send", BOOT);
-    s.expect("1.Disks", BOOT);
-    s.expect("part 6", BOOT);
+    s.expect_screen("1.Disks", BOOT);
+    s.expect_screen("part 6", BOOT);
     sc.step("the TUI shows the disk tree");
     // 2. Select and grow: the target's size, then logical 5 to max.
     s.keys(ENTER);
-    s.expect("Select and grow", BOOT);
+    s.expect_screen("Select and grow", BOOT);
     s.keys("t");
-    s.expect("target disk size for", BOOT);
+    s.expect_screen("target disk size for", BOOT);
     s.keys(&format!("{CLEAR}{target_size}{ENTER}"));
     s.keys("jj");
     s.keys("g");
-    s.expect("grow /dev/vda:5 to", BOOT);
+    s.expect_screen("grow /dev/vda:5 to", BOOT);
     s.keys(&format!("{CLEAR}max{ENTER}"));
-    s.expect("/dev/vda:5: grow set to max", BOOT);
+    s.expect_screen("/dev/vda:5: grow set to max", BOOT);
     sc.step("planned: logical 5 grown to max");
     // 3. Receiver: filled in from the kernel arguments.
     s.keys(ENTER);
-    s.expect("Compare with the fingerprint", BOOT);
+    s.expect_screen("Compare with the fingerprint", BOOT);
     // 4. Preflight: the netcheck runs when the screen opens.
     s.keys(ENTER);
-    s.expect("latency    min", PASS);
+    s.expect_screen("latency    min", PASS);
     sc.step("preflight measured");
     // 5. Start, after the confirmation; 6. the report.
     s.keys(ENTER);
-    s.expect("OVERWRITTEN", BOOT);
+    s.expect_screen("OVERWRITTEN", BOOT);
     s.keys("y");
-    s.expect("FINISHED", PASS);
+    s.expect_screen("FINISHED", PASS);
     sc.step("the TUI's report: FINISHED");
     let rep = rx
         .api

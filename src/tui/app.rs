@@ -311,6 +311,13 @@ impl App {
         if let Some(t) = &job.transfer.task {
             self.task = t.clone();
         }
+        if let Some(p) = job.transfer.pass {
+            self.pass = match p {
+                crate::job::PassKind::Incremental => Pass::Incremental,
+                crate::job::PassKind::Verify => Pass::Verify,
+                _ => Pass::Full,
+            };
+        }
         if let Some(s) = &job.rate {
             self.schedule = s.clone();
         }
@@ -332,6 +339,11 @@ impl App {
             },
             transfer: TransferSection {
                 task: Some(self.task.clone()),
+                pass: Some(match self.pass {
+                    Pass::Incremental => crate::job::PassKind::Incremental,
+                    Pass::Verify => crate::job::PassKind::Verify,
+                    _ => crate::job::PassKind::Full,
+                }),
                 ..Default::default()
             },
             rate: (self.schedule != Schedule::constant(0)).then(|| self.schedule.clone()),

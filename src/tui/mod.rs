@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod big;
+mod term;
 pub mod view;
 
 use std::path::{Path, PathBuf};
@@ -14,9 +15,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use anyhow::Context;
+use ratatui::Viewport;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use ratatui::layout::Rect;
-use ratatui::{DefaultTerminal, TerminalOptions, Viewport};
 
 use crate::inventory::InventoryConfig;
 use crate::source::netcheck::{NetcheckConfig, Stage as NetStage, netcheck};
@@ -86,12 +87,11 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
             Ok((0, _)) | Ok((_, 0)) | Err(_) => Some((80, 24)),
             Ok(_) => None,
         });
-    let mut terminal = match size {
-        Some((c, r)) => ratatui::init_with_options(TerminalOptions {
-            viewport: Viewport::Fixed(Rect::new(0, 0, c, r)),
-        }),
-        None => ratatui::init(),
-    };
+    let mut terminal = term::init(match size {
+        Some((c, r)) => Viewport::Fixed(Rect::new(0, 0, c, r)),
+        None => Viewport::Fullscreen,
+    })
+    .context("setting up the terminal")?;
     let res = event_loop(&mut terminal, &mut app, &o);
     ratatui::restore();
     res.map(|_| 0)
@@ -124,7 +124,11 @@ fn kernel_size() -> Option<(u16, u16)> {
     }
 }
 
-fn event_loop(terminal: &mut DefaultTerminal, app: &mut App, o: &Options) -> anyhow::Result<()> {
+fn event_loop(
+    terminal: &mut ratatui::Terminal<term::Term>,
+    app: &mut App,
+    o: &Options,
+) -> anyhow::Result<()> {
     let (tx, rx): (Sender<Msg>, Receiver<Msg>) = channel();
     let mut effects = Vec::new();
     if app.screen == app::Screen::Role && !o.paths.is_empty() && o.preset.source.is_none() {
@@ -135,6 +139,7 @@ fn event_loop(terminal: &mut DefaultTerminal, app: &mut App, o: &Options) -> any
         effects.push(Effect::Inventory);
     }
     let mut shown = None;
+    let mut dirty = true;
     loop {
         for e in effects.drain(..) {
             start(app, e, &tx);
@@ -149,16 +154,26 @@ fn event_loop(terminal: &mut DefaultTerminal, app: &mut App, o: &Options) -> any
         if shown != Some(now) || std::mem::take(&mut app.redraw) {
             terminal.clear()?;
             shown = Some(now);
+            dirty = true;
         }
-        terminal.draw(|f| view::draw(f, app))?;
-        if event::poll(Duration::from_millis(200))?
-            && let Event::Key(k) = event::read()?
-            && k.kind == KeyEventKind::Press
-        {
-            effects.extend(app.on_key(k));
+        // Frames only when something may have changed: a serial console
+        // is slow, and its log is read.
+        if dirty || app.running() || app.rx.is_some() || app.net_stage.is_some() {
+            terminal.draw(|f| view::draw(f, app))?;
+        }
+        dirty = false;
+        if event::poll(Duration::from_millis(200))? {
+            // Any event (a key, a resize) redraws.
+            dirty = true;
+            if let Event::Key(k) = event::read()?
+                && k.kind == KeyEventKind::Press
+            {
+                effects.extend(app.on_key(k));
+            }
         }
         while let Ok(m) = rx.try_recv() {
             effects.extend(app.on_msg(m));
+            dirty = true;
         }
         app.tick();
     }

@@ -273,6 +273,7 @@ fn the_choices_round_trip_through_a_job_file() {
     on_plan(&mut f);
     f.app.fields = ["10.0.0.5".into(), FP.into(), "K7QX-3MPA".into()];
     f.app.schedule = "mon-fri 08:00-18:00=100, *=0".parse().unwrap();
+    f.app.pass = Pass::Incremental;
     let text = f.app.to_job().to_toml();
     let job: crate::job::Job = toml::from_str(&text).unwrap();
     job.validate().unwrap();
@@ -281,6 +282,7 @@ fn the_choices_round_trip_through_a_job_file() {
     assert_eq!(back.fields, f.app.fields);
     assert_eq!(back.spec, f.app.spec);
     assert_eq!(back.schedule, f.app.schedule);
+    assert_eq!(back.pass, f.app.pass);
     // w on the plan screen asks for a file name and saves there.
     key(&mut f.app, KeyCode::Char('w'));
     assert_eq!(
