@@ -76,6 +76,8 @@ pub enum InputFor {
     Schedule,
     /// Save the choices as a job file here.
     SaveJob,
+    /// A static address on this interface: `ADDR/PREFIX[,GW]`.
+    StaticIp(String),
 }
 
 /// A dialog over the screen.
@@ -111,6 +113,11 @@ pub enum Effect {
     SaveJob(PathBuf),
     /// Power off or reboot (the boot image only).
     Power(&'static str),
+    /// DHCP, or a static address, on an interface.
+    Dhcp(String),
+    StaticIp(String, String),
+    /// A shell; the TUI comes back when it exits.
+    Shell,
     Quit,
 }
 
@@ -122,6 +129,8 @@ pub enum Msg {
     Net(Result<NetReport, String>),
     Sent(Result<SendReport, String>),
     Receiving(Result<RxView, String>),
+    /// A network setting applied (or why not).
+    NetConfig(Result<String, String>),
     Log(String),
 }
 
@@ -225,6 +234,12 @@ pub struct App {
     pub addresses: Vec<String>,
     /// Draw the next frame whole (a result arrived): see the runner.
     pub redraw: bool,
+    /// The Role screen's interfaces and the highlighted one.
+    pub ifaces: Vec<super::net::Iface>,
+    pub iface_cursor: usize,
+    ifaces_at: Option<Instant>,
+    /// The runner opens a shell (it owns the terminal).
+    pub shell: bool,
     pub quit: bool,
 }
 
@@ -267,6 +282,10 @@ impl App {
             rx_tasks: Vec::new(),
             addresses: Vec::new(),
             redraw: false,
+            ifaces: Vec::new(),
+            iface_cursor: 0,
+            ifaces_at: None,
+            shell: false,
             quit: false,
         }
     }
@@ -448,6 +467,13 @@ impl App {
                 self.log_line(format!("receiver failed: {e}"));
                 self.screen = Screen::Targets;
             }
+            Msg::NetConfig(r) => {
+                self.status = match r {
+                    Ok(s) => s,
+                    Err(e) => format!("network: {e}"),
+                };
+                self.ifaces = super::net::interfaces();
+            }
             Msg::Log(s) => self.log_line(s),
         }
         Vec::new()
@@ -455,6 +481,15 @@ impl App {
 
     /// A timer tick: the receiver's tasks; a transfer's throughput.
     pub fn tick(&mut self) {
+        if self.screen == Screen::Role && self.ifaces_at.is_none_or(|t| t.elapsed().as_secs() >= 2)
+        {
+            let now = super::net::interfaces();
+            if now != self.ifaces {
+                self.ifaces = now;
+                self.redraw = true;
+            }
+            self.ifaces_at = Some(Instant::now());
+        }
         if let Some(h) = self.rx.as_ref().and_then(|r| r.handle.as_ref()) {
             self.rx_tasks = h.tasks.list();
         }
@@ -776,6 +811,13 @@ impl App {
                 }
                 Err(e) => self.status = format!("rate schedule: {e}"),
             },
+            InputFor::StaticIp(iface) => {
+                if text.is_empty() {
+                    self.status = "no address given".into();
+                } else {
+                    return vec![Effect::StaticIp(iface, text)];
+                }
+            }
             InputFor::SaveJob => {
                 if text.is_empty() {
                     self.status = "not saved: no file name".into();
@@ -788,7 +830,30 @@ impl App {
     }
 
     fn role_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        let iface = self.ifaces.get(self.iface_cursor).map(|i| i.name.clone());
         match k.code {
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.iface_cursor = self.iface_cursor.saturating_sub(1)
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.iface_cursor = (self.iface_cursor + 1).min(self.ifaces.len().saturating_sub(1))
+            }
+            KeyCode::Char('d') => match iface {
+                Some(i) => {
+                    self.status = format!("DHCP on {i}...");
+                    return vec![Effect::Dhcp(i)];
+                }
+                None => self.status = "no network interface".into(),
+            },
+            KeyCode::Char('i') => match iface {
+                Some(i) => self.input(
+                    InputFor::StaticIp(i.clone()),
+                    format!("static address for {i}: ADDR/PREFIX[,GATEWAY]"),
+                    String::new(),
+                ),
+                None => self.status = "no network interface".into(),
+            },
+            KeyCode::Char('!') => return vec![Effect::Shell],
             KeyCode::Char('s' | 'S') | KeyCode::Enter => {
                 self.screen = Screen::Disks;
                 if self.inv.is_none() {
@@ -1120,7 +1185,9 @@ impl App {
             (Some(Modal::Input { .. }), _) => "type, Enter accept, Esc cancel",
             (Some(Modal::Help), _) => "Esc close",
             (Some(_), _) => "y yes, any other key no",
-            (None, Screen::Role) => "s source, r receiver, ? help, q quit",
+            (None, Screen::Role) => {
+                "s source, r receiver, j/k interface, d DHCP, i static, ! shell, ? help, q quit"
+            }
             (None, Screen::Disks) => "j/k move, Enter next, r rescan, Esc back, ? help, q quit",
             (None, Screen::Plan) => {
                 "Space select, g grow, t target size, a all VGs, w save job, Enter next, Esc back"

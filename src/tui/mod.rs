@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod big;
+pub mod net;
 mod term;
 pub mod view;
 
@@ -147,6 +148,10 @@ fn event_loop(
         if app.quit {
             return Ok(());
         }
+        if std::mem::take(&mut app.shell) {
+            shell(terminal)?;
+            shown = None;
+        }
         // A new screen or dialog is drawn whole (not as a difference from
         // the last one): on a serial console, each screen's text then
         // arrives in one piece, readable in a log.
@@ -177,6 +182,19 @@ fn event_loop(
         }
         app.tick();
     }
+}
+
+/// A shell on this terminal; the TUI comes back when it exits.
+fn shell(terminal: &mut ratatui::Terminal<term::Term>) -> anyhow::Result<()> {
+    ratatui::restore();
+    println!("ferry: a shell; type 'exit' to come back to ferry.");
+    let sh = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
+    if let Err(e) = std::process::Command::new(&sh).arg("-l").status() {
+        eprintln!("ferry: {sh}: {e}");
+    }
+    term::resume()?;
+    terminal.clear()?;
+    Ok(())
 }
 
 /// Start one piece of work.
@@ -305,6 +323,18 @@ fn start(app: &mut App, e: Effect, tx: &Sender<Msg>) {
                 Err(e) => format!("saving {}: {e}", path.display()),
             };
         }
+        Effect::Dhcp(iface) => {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let r = net::dhcp(&iface);
+                let _ = tx.send(Msg::NetConfig(r));
+            });
+        }
+        Effect::StaticIp(iface, spec) => {
+            let r = net::set_static(&iface, &spec);
+            let _ = tx.send(Msg::NetConfig(r));
+        }
+        Effect::Shell => app.shell = true,
         Effect::Power(cmd) => {
             ratatui::restore();
             let _ = std::process::Command::new(cmd).status();

@@ -89,3 +89,12 @@ pub fn init(viewport: ratatui::Viewport) -> std::io::Result<ratatui::Terminal<Te
     }));
     ratatui::Terminal::with_options(Term::new(), ratatui::TerminalOptions { viewport })
 }
+
+/// Raw mode and the alternate screen again, after a shell.
+pub fn resume() -> std::io::Result<()> {
+    ratatui::crossterm::terminal::enable_raw_mode()?;
+    ratatui::crossterm::execute!(
+        std::io::stdout(),
+        ratatui::crossterm::terminal::EnterAlternateScreen
+    )
+}

@@ -454,3 +454,48 @@ fn the_receiver_role_chooses_targets_then_shows_code_and_tasks() {
     ];
     snap("receiving", &f);
 }
+
+#[test]
+fn network_settings_and_a_shell_from_the_role_screen() {
+    let mut f = fixture("network");
+    f.app.screen = Screen::Role;
+    f.app.ifaces = vec![
+        super::net::Iface {
+            name: "eno1".into(),
+            state: "up".into(),
+            carrier: true,
+            mac: "52:54:00:00:87:02".into(),
+            addrs: vec!["10.0.0.9/24".into()],
+        },
+        super::net::Iface {
+            name: "eno2".into(),
+            state: "down".into(),
+            carrier: false,
+            mac: "52:54:00:00:87:03".into(),
+            addrs: vec![],
+        },
+    ];
+    snap("role_network", &f);
+    key(&mut f.app, KeyCode::Down);
+    assert_eq!(
+        key(&mut f.app, KeyCode::Char('d')),
+        [Effect::Dhcp("eno2".into())]
+    );
+    key(&mut f.app, KeyCode::Char('i'));
+    assert_eq!(
+        answer(&mut f.app, "10.0.0.5/24,10.0.0.1"),
+        [Effect::StaticIp(
+            "eno2".into(),
+            "10.0.0.5/24,10.0.0.1".into()
+        )]
+    );
+    f.app.on_msg(Msg::NetConfig(Err(
+        "ip -4 addr add: RTNETLINK answers: File exists".into(),
+    )));
+    assert!(
+        f.app.status.starts_with("network: ip -4 addr add"),
+        "{}",
+        f.app.status
+    );
+    assert_eq!(key(&mut f.app, KeyCode::Char('!')), [Effect::Shell]);
+}

@@ -158,18 +158,46 @@ fn header(app: &App) -> Line<'static> {
 }
 
 fn draw_role(f: &mut Frame, app: &App, area: Rect) {
+    let [role, net] = Layout::vertical([Constraint::Length(8), Constraint::Min(4)]).areas(area);
     let text = vec![
-        Line::from(""),
         Line::from("  What is this machine?"),
         Line::from(""),
         Line::from("  s  Source: read this server's disks and send them to a receiver"),
-        Line::from("  r  Receiver: write the disks sent to it (runs `ferry receive`)"),
-        Line::from(""),
-        Line::from("  A shell is on the other consoles (Alt+F2) and in the boot menu."),
+        Line::from("  r  Receiver: write the disks a source sends"),
+        Line::from("  !  A shell (exit it to come back here)"),
     ];
     f.render_widget(
         Paragraph::new(text).block(block(app, " ferry: bootable block migration ")),
-        area,
+        role,
+    );
+    let mut lines = Vec::new();
+    if app.ifaces.is_empty() {
+        lines.push(Line::from("no network interfaces"));
+    }
+    for (i, n) in app.ifaces.iter().enumerate() {
+        let text = format!(
+            "{:<10} {:<8} {:<10} {:<17} {}",
+            short(&n.name, 10),
+            n.state,
+            if n.carrier { "carrier" } else { "no carrier" },
+            n.mac,
+            if n.addrs.is_empty() {
+                "no address".to_string()
+            } else {
+                n.addrs.join(", ")
+            }
+        );
+        lines.push(if i == app.iface_cursor {
+            Line::styled(text, Style::default().add_modifier(Modifier::REVERSED))
+        } else {
+            Line::from(text)
+        });
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(app, " Network (d: DHCP, i: static address) ")),
+        net,
     );
 }
 
