@@ -1,205 +1,17 @@
-//! Drawing the TUI: a header with the steps, the screen, a status line and
-//! the current screen's keys. Everything fits 80x24; larger terminals get
-//! wider panes. With `ascii`, borders and bars use plain ASCII (serial
-//! consoles, TERM=vt100).
+//! Drawing the source's screens: the disk tree with its details, the
+//! selection and resize list, the receiver fields, the preflight, the
+//! transfer and the report.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
-use ratatui::symbols;
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Sparkline, Wrap};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Sparkline, Wrap};
 
-use super::app::{App, FIELDS, Modal, Screen, TreeKind, pass_name};
+use super::{ASCII_BARS, bar, block, duration, fs_name, grouped, mbit, pct, scroll, short};
 use crate::inventory::{Content, Inventory};
+use crate::tui::app::{App, FIELDS, TreeKind, pass_name};
 use crate::units::human;
-
-const ASCII_BORDER: symbols::border::Set = symbols::border::Set {
-    top_left: "+",
-    top_right: "+",
-    bottom_left: "+",
-    bottom_right: "+",
-    vertical_left: "|",
-    vertical_right: "|",
-    horizontal_top: "-",
-    horizontal_bottom: "-",
-};
-
-const ASCII_BARS: symbols::bar::Set = symbols::bar::Set {
-    full: "#",
-    seven_eighths: "#",
-    three_quarters: "#",
-    five_eighths: "=",
-    half: "=",
-    three_eighths: "-",
-    one_quarter: "-",
-    one_eighth: ".",
-    empty: " ",
-};
-
-fn block<'a>(app: &App, title: &'a str) -> Block<'a> {
-    let b = Block::default().borders(Borders::ALL).title(title);
-    if app.ascii {
-        b.border_set(ASCII_BORDER)
-    } else {
-        b
-    }
-}
-
-/// A text bar `[####......]` of `width` cells.
-fn bar(app: &App, part: u64, whole: u64, width: usize) -> String {
-    let w = width.max(1);
-    let filled = if whole == 0 {
-        0
-    } else {
-        ((part as u128 * w as u128) / whole as u128).min(w as u128) as usize
-    };
-    let (on, off) = if app.ascii {
-        ('#', '.')
-    } else {
-        ('█', '░')
-    };
-    format!(
-        "[{}{}]",
-        on.to_string().repeat(filled),
-        off.to_string().repeat(w - filled)
-    )
-}
-
-fn pct(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        "-".into()
-    } else {
-        format!("{:.0}%", part as f64 * 100.0 / whole as f64)
-    }
-}
-
-pub fn draw(f: &mut Frame, app: &App) {
-    let area = f.area();
-    // A long refusal wraps onto a second line.
-    let status_rows = if app.status.chars().count() > area.width as usize {
-        2
-    } else {
-        1
-    };
-    let [head, body, status, keys] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(5),
-        Constraint::Length(status_rows),
-        Constraint::Length(1),
-    ])
-    .areas(area);
-    f.render_widget(Paragraph::new(header(app)), head);
-    let body = if app.show_log && matches!(app.screen, Screen::Transfer | Screen::Report) {
-        let [top, log] = Layout::vertical([Constraint::Min(5), Constraint::Length(7)]).areas(body);
-        draw_log(f, app, log);
-        top
-    } else {
-        body
-    };
-    match app.screen {
-        Screen::Role => draw_role(f, app, body),
-        Screen::Disks => draw_disks(f, app, body),
-        Screen::Plan => draw_plan(f, app, body),
-        Screen::Receiver => draw_receiver(f, app, body),
-        Screen::Preflight => draw_preflight(f, app, body),
-        Screen::Transfer => draw_transfer(f, app, body),
-        Screen::Report => draw_report(f, app, body),
-        Screen::Targets => draw_targets(f, app, body),
-        Screen::Receiving => draw_receiving(f, app, body),
-    }
-    f.render_widget(
-        Paragraph::new(app.status.as_str())
-            .wrap(Wrap { trim: false })
-            .style(Style::default().add_modifier(Modifier::BOLD)),
-        status,
-    );
-    f.render_widget(
-        Paragraph::new(app.keys()).style(Style::default().add_modifier(Modifier::REVERSED)),
-        keys,
-    );
-    if let Some(m) = &app.modal {
-        draw_modal(f, app, m, area);
-    }
-}
-
-fn header(app: &App) -> Line<'static> {
-    let mut spans = vec![Span::styled(
-        "ferry ",
-        Style::default().add_modifier(Modifier::BOLD),
-    )];
-    match app.screen {
-        Screen::Role => {
-            spans.push(Span::raw("- choose a role"));
-            return Line::from(spans);
-        }
-        Screen::Targets | Screen::Receiving => {
-            spans.push(Span::raw(format!("- receiver - {}", app.screen.title())));
-            return Line::from(spans);
-        }
-        _ => {}
-    }
-    for (i, s) in Screen::STEPS.iter().enumerate() {
-        let name = match s {
-            Screen::Plan => "Select",
-            other => other.title(),
-        };
-        let text = format!(" {}.{} ", i + 1, name);
-        if *s == app.screen {
-            spans.push(Span::styled(
-                text,
-                Style::default().add_modifier(Modifier::REVERSED),
-            ));
-        } else {
-            spans.push(Span::raw(text));
-        }
-    }
-    Line::from(spans)
-}
-
-fn draw_role(f: &mut Frame, app: &App, area: Rect) {
-    let [role, net] = Layout::vertical([Constraint::Length(8), Constraint::Min(4)]).areas(area);
-    let text = vec![
-        Line::from("  What is this machine?"),
-        Line::from(""),
-        Line::from("  s  Source: read this server's disks and send them to a receiver"),
-        Line::from("  r  Receiver: write the disks a source sends"),
-        Line::from("  !  A shell (exit it to come back here)"),
-    ];
-    f.render_widget(
-        Paragraph::new(text).block(block(app, " ferry: bootable block migration ")),
-        role,
-    );
-    let mut lines = Vec::new();
-    if app.ifaces.is_empty() {
-        lines.push(Line::from("no network interfaces"));
-    }
-    for (i, n) in app.ifaces.iter().enumerate() {
-        let text = format!(
-            "{:<10} {:<8} {:<10} {:<17} {}",
-            short(&n.name, 10),
-            n.state,
-            if n.carrier { "carrier" } else { "no carrier" },
-            n.mac,
-            if n.addrs.is_empty() {
-                "no address".to_string()
-            } else {
-                n.addrs.join(", ")
-            }
-        );
-        lines.push(if i == app.iface_cursor {
-            Line::styled(text, Style::default().add_modifier(Modifier::REVERSED))
-        } else {
-            Line::from(text)
-        });
-    }
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(block(app, " Network (d: DHCP, i: static address) ")),
-        net,
-    );
-}
 
 fn content_line(c: Option<&Content>) -> String {
     match c {
@@ -214,7 +26,7 @@ fn content_line(c: Option<&Content>) -> String {
     }
 }
 
-fn draw_disks(f: &mut Frame, app: &App, area: Rect) {
+pub(super) fn draw_disks(f: &mut Frame, app: &App, area: Rect) {
     let Some(inv) = &app.inv else {
         let msg = match &app.inv_error {
             Some(e) => format!("Reading the disks failed: {e}\n\nr tries again."),
@@ -280,28 +92,6 @@ fn draw_disks(f: &mut Frame, app: &App, area: Rect) {
             .block(block(app, " Details ")),
         right,
     );
-}
-
-/// First row to show so that `cursor` stays in a window of `h` rows.
-fn scroll(cursor: usize, h: usize) -> usize {
-    if h == 0 || cursor < h {
-        0
-    } else {
-        cursor + 1 - h
-    }
-}
-
-fn short(s: &str, w: usize) -> String {
-    let n = s.chars().count();
-    if n <= w {
-        s.to_string()
-    } else if w <= 1 {
-        s.chars().take(w).collect()
-    } else {
-        // Keep the end: it names the partition or LV.
-        let tail: String = s.chars().skip(n - (w - 1)).collect();
-        format!("~{tail}")
-    }
 }
 
 /// Size, used bytes and content of a tree row.
@@ -476,7 +266,7 @@ fn content_details(v: &mut Vec<String>, c: Option<&Content>) {
     }
 }
 
-fn draw_plan(f: &mut Frame, app: &App, area: Rect) {
+pub(super) fn draw_plan(f: &mut Frame, app: &App, area: Rect) {
     let [list, preview] =
         Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
     let w = list.width.saturating_sub(2) as usize;
@@ -622,26 +412,7 @@ fn plan_figures(app: &App) -> Vec<(bool, String, String, u64, u64, String)> {
         .collect()
 }
 
-/// Short names for the long blkid types.
-fn fs_name(fs: &str) -> &str {
-    match fs {
-        "LVM2_member" => "LVM PV",
-        "crypto_LUKS" => "LUKS",
-        "linux_raid_member" => "RAID",
-        other => other,
-    }
-}
-
-fn grouped(fp: &str) -> String {
-    let hex: String = fp.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-    hex.as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn draw_receiver(f: &mut Frame, app: &App, area: Rect) {
+pub(super) fn draw_receiver(f: &mut Frame, app: &App, area: Rect) {
     let mut lines = vec![
         Line::from("The receiver's console shows its address, fingerprint and pairing code."),
         Line::from(""),
@@ -685,7 +456,7 @@ fn opt_ms(v: Option<f64>) -> String {
     v.map_or("-".into(), |x| format!("{x:.1} ms"))
 }
 
-fn draw_preflight(f: &mut Frame, app: &App, area: Rect) {
+pub(super) fn draw_preflight(f: &mut Frame, app: &App, area: Rect) {
     let [net, rate] = Layout::vertical([Constraint::Min(8), Constraint::Length(6)]).areas(area);
     let mut lines = Vec::new();
     match (&app.net_stage, &app.net) {
@@ -774,26 +545,7 @@ fn bottleneck(b: crate::source::netcheck::Bottleneck) -> &'static str {
     }
 }
 
-fn mbit(m: u64) -> String {
-    if m == 0 {
-        "none".into()
-    } else {
-        format!("{m} Mbit/s")
-    }
-}
-
-pub fn duration(s: f64) -> String {
-    let s = s.max(0.0).round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-fn draw_transfer(f: &mut Frame, app: &App, area: Rect) {
+pub(super) fn draw_transfer(f: &mut Frame, app: &App, area: Rect) {
     let snap = app.snapshot().unwrap_or_default();
     let n = snap.volumes.len() as u16;
     let [vols, total, spark] = Layout::vertical([
@@ -884,18 +636,7 @@ fn draw_transfer(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(s, spark);
 }
 
-fn draw_log(f: &mut Frame, app: &App, area: Rect) {
-    let h = area.height.saturating_sub(2) as usize;
-    let lines: Vec<Line> = app
-        .log
-        .iter()
-        .skip(app.log.len().saturating_sub(h))
-        .map(|l| Line::from(l.clone()))
-        .collect();
-    f.render_widget(Paragraph::new(lines).block(block(app, " Log ")), area);
-}
-
-fn draw_report(f: &mut Frame, app: &App, area: Rect) {
+pub(super) fn draw_report(f: &mut Frame, app: &App, area: Rect) {
     let mut lines = Vec::new();
     match &app.sent {
         None => lines.push(Line::from("no pass has ended yet")),
@@ -980,211 +721,5 @@ fn draw_report(f: &mut Frame, app: &App, area: Rect) {
             .wrap(Wrap { trim: false })
             .block(block(app, " Report ")),
         area,
-    );
-}
-
-fn centered(area: Rect, w: u16, h: u16) -> Rect {
-    let w = w.min(area.width);
-    let h = h.min(area.height);
-    Rect::new(
-        area.x + (area.width - w) / 2,
-        area.y + (area.height - h) / 2,
-        w,
-        h,
-    )
-}
-
-fn draw_modal(f: &mut Frame, app: &App, m: &Modal, area: Rect) {
-    let (title, lines): (&str, Vec<String>) = match m {
-        Modal::Help => (
-            " Help ",
-            vec![
-                "Arrows or j/k move; Tab next field; Space toggles;".into(),
-                "Enter goes on; Esc goes back; F1 or ? this help;".into(),
-                "q quits (asks first).".into(),
-                String::new(),
-                "Steps: 1 disks, 2 select and grow, 3 receiver,".into(),
-                "4 preflight (network, rate schedule), 5 transfer,".into(),
-                "6 report. Logs: the log pane (l) and the log file.".into(),
-                "Everything here can be saved as a job file (w on".into(),
-                "step 2) and loaded with `ferry tui --job FILE`.".into(),
-            ],
-        ),
-        Modal::ConfirmQuit => (
-            " Quit ",
-            vec![if app.running() {
-                "A transfer is running: quit stops it after a checkpoint (it resumes later). Quit? (y/n)".into()
-            } else {
-                "Quit ferry? (y/n)".into()
-            }],
-        ),
-        Modal::ConfirmStop => (
-            " Stop ",
-            vec![
-                "Stop the transfer after the next checkpoint? The same task resumes later. (y/n)"
-                    .into(),
-            ],
-        ),
-        Modal::ConfirmReceive(v) => {
-            let mut l = v.clone();
-            l.push(String::new());
-            l.push("Start receiving? (y/n)".into());
-            (" Start the receiver ", l)
-        }
-        Modal::ConfirmStart(v) => {
-            let mut l = v.clone();
-            l.push(String::new());
-            l.push("Start writing the receiver's targets? (y/n)".into());
-            (" Start the transfer ", l)
-        }
-        Modal::Input { prompt, text, .. } => (
-            " Input ",
-            vec![prompt.clone(), String::new(), format!("> {text}_")],
-        ),
-    };
-    let w = area.width.saturating_sub(4).min(76);
-    let inner = w.saturating_sub(2).max(1) as usize;
-    let rows: u16 = lines
-        .iter()
-        .map(|l| (l.chars().count().max(1)).div_ceil(inner) as u16)
-        .sum();
-    let r = centered(area, w, rows + 2);
-    f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(lines.into_iter().map(Line::from).collect::<Vec<_>>())
-            .wrap(Wrap { trim: false })
-            .block(block(app, title)),
-        r,
-    );
-}
-
-fn draw_targets(f: &mut Frame, app: &App, area: Rect) {
-    let mut lines = vec![
-        Line::from("Choose the disks this receiver may overwrite (Space), in target order."),
-        Line::from(""),
-    ];
-    let cands = app.target_candidates();
-    if cands.is_empty() {
-        lines.push(Line::from(match &app.inv_error {
-            Some(e) => format!("Reading the disks failed: {e}"),
-            None => "Reading the disks...".into(),
-        }));
-    }
-    for (i, d) in cands.iter().enumerate() {
-        let order = app.chosen.iter().position(|c| *c == d.path);
-        let mark = match order {
-            Some(n) => format!("[{n}]"),
-            None => "[ ]".into(),
-        };
-        let text = format!(
-            "{mark} {} {} model {} serial {}{}",
-            d.path,
-            human(d.size),
-            d.model.as_deref().unwrap_or("-"),
-            d.serial.as_deref().unwrap_or("-"),
-            super::app::disk_state(d)
-        );
-        lines.push(if i == app.target_cursor {
-            Line::styled(text, Style::default().add_modifier(Modifier::REVERSED))
-        } else {
-            Line::from(text)
-        });
-    }
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(block(app, " Target disks ")),
-        area,
-    );
-}
-
-fn draw_receiving(f: &mut Frame, app: &App, area: Rect) {
-    let Some(rx) = &app.rx else {
-        f.render_widget(
-            Paragraph::new("starting...").block(block(app, " Receiver ")),
-            area,
-        );
-        return;
-    };
-    let [top, tasks] = Layout::vertical([Constraint::Length(12), Constraint::Min(4)]).areas(area);
-    let mut lines = Vec::new();
-    let addrs = if app.addresses.is_empty() {
-        rx.data.ip().to_string()
-    } else {
-        app.addresses.join(", ")
-    };
-    lines.push(Line::from(format!(
-        "address  {addrs}   data port {}   control API {}",
-        rx.data.port(),
-        rx.api.port()
-    )));
-    let fp = crate::proto::tls::fingerprint_grouped(&rx.fingerprint);
-    let groups: Vec<&str> = fp.split(' ').collect();
-    lines.push(Line::from(format!(
-        "fingerprint  {}",
-        groups[..8.min(groups.len())].join(" ")
-    )));
-    if groups.len() > 8 {
-        lines.push(Line::from(format!(
-            "             {}",
-            groups[8..].join(" ")
-        )));
-    }
-    for row in super::big::big(&rx.code) {
-        lines.push(Line::from(format!("  {row}")));
-    }
-    lines.push(Line::from(format!("pairing code {}", rx.code)));
-    lines.push(Line::from(format!(
-        "targets      {}",
-        app.chosen
-            .iter()
-            .enumerate()
-            .map(|(i, t)| format!("{i}: {t}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )));
-    f.render_widget(Paragraph::new(lines).block(block(app, " Receiver ")), top);
-    let w = tasks.width.saturating_sub(2) as usize;
-    let mut tl = Vec::new();
-    if app.rx_tasks.is_empty() {
-        tl.push(Line::from("No source has connected yet."));
-    }
-    for t in &app.rx_tasks {
-        let barw = w.saturating_sub(58).clamp(10, 60);
-        tl.push(Line::from(format!(
-            "{:<12} {:<10} {:<11} {} {:>4} {:>10}/s",
-            short(&t.task, 12),
-            format!("{:?}", t.state),
-            t.pass,
-            bar(app, t.bytes_done, t.bytes_total, barw),
-            pct(t.bytes_done, t.bytes_total),
-            human(t.throughput as u64),
-        )));
-        let mut more = format!(
-            "  from {} ({}), {} of {}",
-            t.source,
-            t.peer,
-            human(t.bytes_done),
-            human(t.bytes_total)
-        );
-        if !t.running
-            && let Some(d) = &app.state_dir
-        {
-            more.push_str(&format!(
-                "; report {}/reports/{}_report.json",
-                d.display(),
-                t.task
-            ));
-        }
-        tl.push(Line::from(more));
-        for e in t.errors.iter().take(2) {
-            tl.push(Line::from(format!("  error: {e}")));
-        }
-    }
-    f.render_widget(
-        Paragraph::new(tl)
-            .wrap(Wrap { trim: false })
-            .block(block(app, " Sessions and tasks ")),
-        tasks,
     );
 }
