@@ -1,8 +1,8 @@
 //! What the receiver makes of a target disk once a pass's data is durable:
 //! the partition table to write (last), and the steps that grow what the
 //! plan grew. The source computes it from the plan ([`super::layout`]) and
-//! sends it as JSON in a TargetPlan message; `apply` (receiver side, and
-//! `ferry apply` on image files) carries it out.
+//! sends it as JSON in a TargetPlan message; [`super::apply`] carries it
+//! out (on the receiver, and in tests on image files over loop devices).
 //!
 //! Every field is checked by [`TargetDisk::validate`] before anything is
 //! written: the receiver trusts the authenticated source to describe its own
