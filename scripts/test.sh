@@ -164,7 +164,7 @@ image_stale() {
 tier_qemu() {
     say "qemu: guests booted from the image under TCG (qemu-tests/)"
     [[ $(id -u) -eq 0 ]] || die "the qemu tier needs root (fixtures use loop devices): run as root"
-    need_packages qemu-system-x86 ovmf ipxe-qemu xz-utils
+    need_packages qemu-system-x86 ovmf ipxe-qemu xz-utils grub-pc-bin grub-common cpio zstd
     [[ -f $ROOT/scripts/build-image.sh ]] || die "scripts/build-image.sh is missing: the boot image recipe must be in this tree"
     local stamp=${CARGO_TARGET_DIR:-$ROOT/target}/qemu/image.inputs
     mkdir -p "$(dirname "$stamp")"

@@ -16,7 +16,11 @@
 //!   API's report.
 //! - [`image`]: where the boot image is, and a PVH `vmlinux` made from its
 //!   kernel for faster direct boots.
+//! - [`bootdisk`]: scenario 7's real Linux disk (scripts/bootdisk.sh), a
+//!   source whose initrd carries its job file, and guests that boot a disk
+//!   through SeaBIOS.
 
+pub mod bootdisk;
 pub mod check;
 pub mod console;
 pub mod disks;

@@ -1,13 +1,24 @@
 //! The QEMU tier: receiver and source guests boot ferry's image under TCG
 //! and migrate fixture disks; the host checks markers in order, the used
 //! bytes of every target, fsck, and the receiver's report over its API.
+//! Scenario 7 migrates a real Linux disk (scripts/bootdisk.sh) by a plan
+//! onto a larger target and boots the target from its disk.
 //! Run with `scripts/test.sh qemu` (root; builds the image and fixtures
 //! when missing). `FERRY_QEMU=0` skips these tests.
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
-use qemu_tests::check::{assert_used_equal, expected_digests, fsck_lvs, fsck_partitions};
+use ferry::plan::PlanSpec;
+use ferry::plan::spec::{Grow, Size};
+use qemu_tests::bootdisk::{
+    Up, boot_disk, bootdisk, copy_image, cut_lv, expect_up, finish_source_guest, plan_digests,
+    same_bytes, start_source_with_job,
+};
+use qemu_tests::check::{
+    assert_used_equal, cut, expected_digests, fsck, fsck_lvs, fsck_partitions,
+};
 use qemu_tests::disks::{
     blank, copy_fixture, ext_cat, ext_file_block, image_entry, poke, vg_entry,
 };
@@ -15,7 +26,7 @@ use qemu_tests::image::boot_image;
 use qemu_tests::migrate::{
     BOOT, PASS, ReceiverGuest, count_before, finish_source, start_receiver, start_source,
 };
-use qemu_tests::net::{Lan, Nic};
+use qemu_tests::net::{Lan, Nic, RECEIVER_IP};
 use qemu_tests::scenario::Scenario;
 use qemu_tests::vm::{Boot, VmBuilder};
 use qemu_tests::{enabled, require_root};
@@ -443,4 +454,220 @@ fn s6_vg_spanning_two_disks() {
     );
     assert_eq!(lvs, ["vgspan/lin", "vgspan/str"], "fsck'd LVs");
     sc.step(&format!("fsck clean: {lvs:?}"));
+}
+
+/// Scenario 7: a real Linux disk (scripts/bootdisk.sh: GPT, GRUB's boot.img
+/// in sector 0 and core.img in the BIOS boot partition, an ext4 root with
+/// the kernel and an initrd whose /init checks the disk, swap, an LVM PV
+/// with vgboot/data) boots under SeaBIOS as it is; a source guest told only
+/// by a job file with a `[plan]` sends it to a target 1.5 times its size:
+/// root grown by 64 MiB, swap and the PV moved, the PV and vgboot/data grown
+/// to max. The receiver writes the GPT and grows everything (every post-step
+/// ok); the target's GPT is valid, its root and LV are clean, and the target
+/// boots from its disk: GRUB finds its kernel on the grown root, which has
+/// the planned size, the swap keeps its UUID and vgboot/data activates,
+/// checks clean and holds its files, at its new size.
+#[test]
+fn s7_migrated_disk_boots_after_growth() {
+    if !enabled() {
+        return;
+    }
+    require_root();
+    const MIB: u64 = 1 << 20;
+    let sc = Scenario::new("s7-bootdisk");
+    let bd = bootdisk();
+    let src = sc.path("source0.img");
+    let size = copy_image(&bd.image, &src);
+    let tgt = sc.path("target0.img");
+    let target_size = size / 2 * 3;
+    blank(&tgt, target_size);
+    let swap_uuid = bd.var("SWAP_UUID");
+    let (root_size, data_size) = (bd.num("ROOT_SIZE"), bd.num("DATA_SIZE"));
+    let root_new = root_size + 64 * MIB;
+    // What the source must send, worked out on the host from the same plan
+    // on the image file.
+    let src_name = src.display().to_string();
+    let spec = PlanSpec {
+        disks: vec![src_name.clone()],
+        target_size: [(src_name.clone(), Size(target_size))].into(),
+        grow: [
+            (format!("{src_name}:2"), Grow::To(root_new)),
+            (format!("{src_name}:4"), Grow::Max),
+            ("vgboot/data".to_string(), Grow::Max),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let (names, want): (Vec<String>, Vec<String>) = plan_digests(&spec)
+        .into_iter()
+        .map(|(n, d)| (n.replace(&src_name, "/dev/vda"), d))
+        .unzip();
+    sc.note(
+        "expected-digests.txt",
+        &names
+            .iter()
+            .zip(&want)
+            .map(|(n, d)| format!("{n} {d}\n"))
+            .collect::<String>(),
+    );
+
+    // The disk boots as it is (its writes go to a snapshot), while the
+    // receiver guest starts.
+    let mut before = boot_disk(&sc, "source-disk", &src, true);
+    let lan = Lan::start();
+    let mut rx = start_receiver(&sc, &lan, std::slice::from_ref(&tgt), "QEMU-S7BOOT");
+    let up = expect_up(&sc, &mut before);
+    assert_eq!(
+        up,
+        Up {
+            root: root_size,
+            swap: swap_uuid.to_string(),
+            lv: "ok".into(),
+            data: data_size,
+        },
+        "the source disk as built"
+    );
+    drop(before);
+
+    // Everything the source does comes from its job file.
+    let job = format!(
+        r#"[receiver]
+address = "{RECEIVER_IP}"
+fingerprint = "{fp}"
+code = "{code}"
+
+[transfer]
+task = "s7"
+
+[plan]
+disks = ["/dev/vda"]
+
+[plan.target_size]
+"/dev/vda" = "{tsize}MiB"
+
+[plan.grow]
+"/dev/vda:2" = "{rsize}MiB"
+"/dev/vda:4" = "max"
+"vgboot/data" = "max"
+"#,
+        fp = rx.fingerprint,
+        code = rx.code,
+        tsize = target_size / MIB,
+        rsize = root_new / MIB,
+    );
+    let mut s = start_source_with_job(&sc, &lan, "source", std::slice::from_ref(&src), &job);
+    finish_source_guest(&sc, &mut s, "s7");
+    drop(s);
+    let rep = report(&sc, &rx, "s7");
+    assert_report(&rep, "full", Some(&want));
+    let sent: Vec<&str> = rep["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(sent, names, "the volumes the plan sends");
+    let steps = rep["post_steps"]
+        .as_array()
+        .expect("post_steps in the report");
+    for st in steps {
+        assert_eq!(st["status"], "ok", "post-step: {st:#}");
+    }
+    let names: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
+    sc.note("post-steps.txt", &names.join("\n"));
+    for (what, words) in [
+        ("the root grown", &["partition 2", "resize2fs"][..]),
+        ("the PV grown", &["vgboot", "pvresize"]),
+        ("the LV extended", &["vgboot/data", "lvextend"]),
+        ("the LV's filesystem grown", &["vgboot/data", "resize2fs"]),
+    ] {
+        assert!(
+            names.iter().any(|n| words.iter().all(|w| n.contains(w))),
+            "no post-step for {what} ({words:?}) in {names:#?}"
+        );
+    }
+    sc.step(&format!("report Finished, {} post-steps ok", steps.len()));
+    rx.vm.kill();
+    assert!(
+        same_bytes(&src, &bd.image),
+        "the source disk changed during the migration"
+    );
+
+    // The target on the host: a valid GPT for its size, the plan's sizes,
+    // clean filesystems.
+    let out = Command::new("sgdisk").arg("-v").arg(&tgt).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    sc.note("sgdisk-v.txt", &text);
+    assert!(
+        out.status.success() && text.contains("No problems found"),
+        "sgdisk -v {}: {text}",
+        tgt.display()
+    );
+    let inv = serde_json::to_value(
+        ferry::inventory::inventory(&ferry::inventory::InventoryConfig {
+            paths: vec![tgt.clone()],
+            ..Default::default()
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    sc.note(
+        "target-inventory.json",
+        &serde_json::to_string_pretty(&inv).unwrap(),
+    );
+    let parts = inv["disks"][0]["partitions"].as_array().unwrap();
+    let part = |n: u64| parts.iter().find(|p| p["number"] == n).unwrap();
+    assert_eq!(part(1)["start"], MIB, "BIOS boot partition: {:#}", part(1));
+    assert_eq!(part(2)["size"], root_new, "root: {:#}", part(2));
+    assert_eq!(
+        part(2)["content"]["fs_size"],
+        root_new,
+        "root: {:#}",
+        part(2)
+    );
+    assert_eq!(part(3)["content"]["uuid"], swap_uuid, "swap: {:#}", part(3));
+    assert_eq!(
+        part(4)["end_lba"],
+        inv["disks"][0]["table"]["last_usable_lba"],
+        "the PV's partition takes the rest: {:#}",
+        part(4)
+    );
+    let vg = &inv["volume_groups"][0];
+    assert_eq!(vg["name"], "vgboot");
+    assert_eq!(vg["free_extents"], 0, "vgboot/data takes the VG: {vg:#}");
+    let lv_size = vg["lvs"][0]["size"].as_u64().unwrap();
+    assert!(lv_size > data_size, "vgboot/data did not grow: {vg:#}");
+    assert_eq!(vg["lvs"][0]["content"]["fs_size"], lv_size, "{vg:#}");
+    let cut_root = sc.path("fsck-root.img");
+    cut(
+        &tgt,
+        part(2)["start"].as_u64().unwrap(),
+        root_new,
+        &cut_root,
+    );
+    fsck(&cut_root, "ext4", "the target's root");
+    let cut_data = sc.path("fsck-data.img");
+    cut_lv(&tgt, &inv, "vgboot", "data", &cut_data);
+    fsck(&cut_data, "ext4", "the target's vgboot/data");
+    let _ = std::fs::remove_file(&cut_root);
+    let _ = std::fs::remove_file(&cut_data);
+    sc.step(&format!(
+        "target: GPT valid, root {} MiB and vgboot/data {} MiB clean",
+        root_new / MIB,
+        lv_size / MIB
+    ));
+
+    // The target boots from its disk and finds itself grown.
+    let mut after = boot_disk(&sc, "target-disk", &tgt, false);
+    let up = expect_up(&sc, &mut after);
+    assert_eq!(
+        up,
+        Up {
+            root: root_new,
+            swap: swap_uuid.to_string(),
+            lv: "ok".into(),
+            data: lv_size,
+        },
+        "the migrated disk booted"
+    );
 }
