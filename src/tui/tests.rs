@@ -499,3 +499,18 @@ fn network_settings_and_a_shell_from_the_role_screen() {
     );
     assert_eq!(key(&mut f.app, KeyCode::Char('!')), [Effect::Shell]);
 }
+
+#[test]
+fn tab_gives_the_keys_to_the_second_pane() {
+    let mut f = fixture("tab");
+    key(&mut f.app, KeyCode::Down);
+    assert_eq!(f.app.tree_cursor, 1);
+    key(&mut f.app, KeyCode::Tab);
+    key(&mut f.app, KeyCode::Down);
+    key(&mut f.app, KeyCode::Down);
+    assert_eq!(f.app.tree_cursor, 1, "j scrolls the details, not the tree");
+    assert_eq!(f.app.pane_scroll, 2);
+    key(&mut f.app, KeyCode::Tab);
+    key(&mut f.app, KeyCode::Down);
+    assert_eq!(f.app.tree_cursor, 2);
+}

@@ -206,6 +206,10 @@ pub struct App {
     pub inv_error: Option<String>,
     pub tree: Vec<TreeRow>,
     pub tree_cursor: usize,
+    /// Tab moved the keys to the second pane (Disks: details; Select: the
+    /// before/after preview), which j/k then scroll.
+    pub second_pane: bool,
+    pub pane_scroll: u16,
     pub spec: PlanSpec,
     pub planned: Result<Planned, String>,
     pub plan_rows: Vec<PlanRow>,
@@ -265,6 +269,8 @@ impl App {
             inv_error: None,
             tree: Vec::new(),
             tree_cursor: 0,
+            second_pane: false,
+            pane_scroll: 0,
             spec: PlanSpec::default(),
             planned: Err("no disks read yet".into()),
             plan_rows: Vec::new(),
@@ -698,9 +704,11 @@ impl App {
             (None, Screen::Role) => {
                 "s source, r receiver, j/k interface, d DHCP, i static, ! shell, ? help, q quit"
             }
-            (None, Screen::Disks) => "j/k move, Enter next, r rescan, Esc back, ? help, q quit",
+            (None, Screen::Disks) => {
+                "j/k move, Tab pane, Enter next, r rescan, Esc back, ? help, q quit"
+            }
             (None, Screen::Plan) => {
-                "Space select, g grow, t target size, a all VGs, w save job, Enter next, Esc back"
+                "Space select, g grow, t target, a VGs, w save, Tab pane, Enter next, Esc back"
             }
             (None, Screen::Receiver) => "type, Tab field, F5 test, Enter next, Esc back, F1 help",
             (None, Screen::Preflight) => {

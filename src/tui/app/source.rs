@@ -28,8 +28,31 @@ impl App {
         self.plan_cursor = self.plan_cursor.min(self.plan_rows.len().saturating_sub(1));
     }
 
+    /// Tab, and j/k while the second pane has the keys: true when taken.
+    fn pane_key(&mut self, k: &KeyEvent) -> bool {
+        match k.code {
+            KeyCode::Tab | KeyCode::BackTab => {
+                self.second_pane = !self.second_pane;
+                self.pane_scroll = 0;
+                true
+            }
+            KeyCode::Up | KeyCode::Char('k') if self.second_pane => {
+                self.pane_scroll = self.pane_scroll.saturating_sub(1);
+                true
+            }
+            KeyCode::Down | KeyCode::Char('j') if self.second_pane => {
+                self.pane_scroll = self.pane_scroll.saturating_add(1).min(200);
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub(super) fn disks_key(&mut self, k: KeyEvent) -> Vec<Effect> {
         let n = self.tree.len();
+        if self.pane_key(&k) {
+            return Vec::new();
+        }
         match k.code {
             KeyCode::Up | KeyCode::Char('k') => {
                 self.tree_cursor = self.tree_cursor.saturating_sub(1)
@@ -57,6 +80,9 @@ impl App {
 
     pub(super) fn plan_key(&mut self, k: KeyEvent) -> Vec<Effect> {
         let n = self.plan_rows.len();
+        if self.pane_key(&k) {
+            return Vec::new();
+        }
         match k.code {
             KeyCode::Up | KeyCode::Char('k') => {
                 self.plan_cursor = self.plan_cursor.saturating_sub(1)

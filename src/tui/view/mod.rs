@@ -55,6 +55,16 @@ fn block<'a>(app: &App, title: &'a str) -> Block<'a> {
     }
 }
 
+/// The pane that has the keys: a bold title (and border).
+pub(super) fn focused(b: Block<'_>, on: bool) -> Block<'_> {
+    if on {
+        b.border_style(Style::default().add_modifier(Modifier::BOLD))
+            .title_style(Style::default().add_modifier(Modifier::BOLD))
+    } else {
+        b
+    }
+}
+
 /// A text bar `[####......]` of `width` cells.
 fn bar(app: &App, part: u64, whole: u64, width: usize) -> String {
     let w = width.max(1);

@@ -8,7 +8,9 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Sparkline, Wrap};
 
-use super::{ASCII_BARS, bar, block, duration, fs_name, grouped, mbit, pct, scroll, short};
+use super::{
+    ASCII_BARS, bar, block, duration, focused, fs_name, grouped, mbit, pct, scroll, short,
+};
 use crate::inventory::{Content, Inventory};
 use crate::tui::app::{App, FIELDS, TreeKind, pass_name};
 use crate::units::human;
@@ -80,7 +82,10 @@ pub(super) fn draw_disks(f: &mut Frame, app: &App, area: Rect) {
             }
         })
         .collect();
-    f.render_widget(Paragraph::new(lines).block(block(app, " Disks ")), left);
+    f.render_widget(
+        Paragraph::new(lines).block(focused(block(app, " Disks "), !app.second_pane)),
+        left,
+    );
     let details = app
         .tree
         .get(app.tree_cursor)
@@ -89,7 +94,8 @@ pub(super) fn draw_disks(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(
         Paragraph::new(details)
             .wrap(Wrap { trim: false })
-            .block(block(app, " Details ")),
+            .scroll((if app.second_pane { app.pane_scroll } else { 0 }, 0))
+            .block(focused(block(app, " Details "), app.second_pane)),
         right,
     );
 }
@@ -308,7 +314,10 @@ pub(super) fn draw_plan(f: &mut Frame, app: &App, area: Rect) {
         " Select and grow (all volume groups: {}) ",
         if app.spec.all_vgs() { "on" } else { "off" }
     );
-    f.render_widget(Paragraph::new(lines).block(block(app, &title)), list);
+    f.render_widget(
+        Paragraph::new(lines).block(focused(block(app, &title), !app.second_pane)),
+        list,
+    );
     let text: Vec<Line> = match &app.planned {
         Err(e) => vec![Line::from(format!("The plan cannot be made: {e}"))],
         Ok(p) => {
@@ -353,7 +362,9 @@ pub(super) fn draw_plan(f: &mut Frame, app: &App, area: Rect) {
         }
     };
     f.render_widget(
-        Paragraph::new(text).block(block(app, " Before -> after ")),
+        Paragraph::new(text)
+            .scroll((if app.second_pane { app.pane_scroll } else { 0 }, 0))
+            .block(focused(block(app, " Before -> after "), app.second_pane)),
         preview,
     );
 }
