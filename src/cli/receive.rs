@@ -40,8 +40,7 @@ pub fn run(a: ReceiveArgs) -> anyhow::Result<i32> {
         targets: a.targets,
         state_dir: a.state_dir,
         code: a.code,
-        name: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map_or_else(|_| "receiver".into(), |s| s.trim().into()),
+        name: crate::source::link::host_name("receiver"),
         force: a.force,
         max_sessions: 8,
         roots: Roots::system(),

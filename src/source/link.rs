@@ -49,8 +49,17 @@ pub fn refusal(e: &ErrorMsg) -> anyhow::Error {
 
 /// This machine's name, sent in Hello.
 pub fn hostname() -> String {
+    host_name("source")
+}
+
+/// The kernel's hostname, or `fallback` when it has none (the boot image's
+/// kernel says "(none)" until something sets one).
+pub fn host_name(fallback: &str) -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map_or_else(|_| "source".into(), |s| s.trim().to_string())
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s != "(none)")
+        .unwrap_or_else(|| fallback.to_string())
 }
 
 /// Connect to `receiver`, pin `fingerprint`, prove `code` and name `task`.

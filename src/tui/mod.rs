@@ -280,8 +280,7 @@ fn start(app: &mut App, e: Effect, tx: &Sender<Msg>) {
                     .clone()
                     .unwrap_or_else(|| PathBuf::from("/var/lib/ferry")),
                 code: None,
-                name: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .map_or_else(|_| "receiver".into(), |s| s.trim().into()),
+                name: crate::source::link::host_name("receiver"),
                 force: false,
                 max_sessions: 8,
                 roots: crate::disk::sysfs::Roots::system(),
