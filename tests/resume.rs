@@ -174,3 +174,81 @@ fn resume_without_a_journal_hashes_the_target() {
     let ev = std::fs::read_to_string(dir.join("state/events.jsonl")).unwrap();
     assert!(ev.contains("hashing the target"), "{ev}");
 }
+
+/// A source whose link dies without a FIN (here: a stopped process) leaves
+/// its session waiting for the idle timeout. A new session of the same task
+/// takes the targets over at once and resumes; another task is still
+/// refused while the silent session holds them.
+#[test]
+fn a_silent_session_is_taken_over_by_a_new_session_of_its_task() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src.img");
+    let mut data = vec![0u8; 48 << 20];
+    blake3::Hasher::new()
+        .update(b"takeover")
+        .finalize_xof()
+        .fill(&mut data);
+    std::fs::write(&src, &data).unwrap();
+    let target = dir.join("target.img");
+    let rx = spawn_receiver(dir, &[&target], "RSME-TEST").unwrap();
+    let sender = Proc(
+        send_cmd(rx.port, &rx.fingerprint, &src, &["--rate", "80"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while durable_seq(dir) == 0 {
+        assert!(Instant::now() < deadline, "no checkpoint within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = Command::new("kill")
+        .args(["-STOP", &sender.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Another task: refused, naming the task that holds the targets.
+    let other = Command::new(BIN)
+        .args(["send", "--receiver", &format!("127.0.0.1:{}", rx.port)])
+        .args(["--fingerprint", &rx.fingerprint, "--code", "rsme-test"])
+        .args(["--task", "r2", "--state-dir", "none"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success());
+    assert!(err.contains("another session (task r1)"), "{err}");
+    // The same task: takes over and resumes from the checkpoint.
+    let start = Instant::now();
+    let out = send_cmd(
+        rx.port,
+        &rx.fingerprint,
+        &src,
+        &["--pass", "resume", "--json"],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\nreceiver:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        rx.log()
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        start.elapsed()
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["resumed_at"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        data,
+        "target equals source"
+    );
+    let events = std::fs::read_to_string(dir.join("state/events.jsonl")).unwrap();
+    assert!(events.contains("ending the last one"), "{events}");
+    drop(sender);
+}

@@ -52,6 +52,11 @@ pub struct Receiver {
     pub roots: Roots,
     /// Held by the session writing the targets.
     pub writing: tokio::sync::Mutex<()>,
+    /// The task of the session holding `writing`, and how to end that
+    /// session: a new session of the same task (its source came back after
+    /// a crash or a dead link) takes the targets over instead of waiting
+    /// for the silent one's idle timeout.
+    pub writer: Mutex<Option<(String, Arc<tokio::sync::Notify>)>>,
     pub tasks: super::tasks::Tasks,
     /// Sessions taking extra streams.
     pub joins: super::join::Joins,
@@ -94,6 +99,7 @@ impl Receiver {
             force: cfg.force,
             roots: cfg.roots.clone(),
             writing: tokio::sync::Mutex::new(()),
+            writer: Mutex::new(None),
             tasks: super::tasks::Tasks::load(&cfg.state_dir),
             joins: super::join::Joins::default(),
             max_sessions: cfg.max_sessions.max(1),

@@ -72,12 +72,14 @@ where
         }
     };
     rx.tasks.add(&hello.task, &hello.source, peer);
-    let mut busy = Some(rx.writing.try_lock().map_err(|_| {
-        refuse(
-            ErrorCode::TargetInUse,
-            "the targets are being written by another session",
-        )
-    })?);
+    let mut busy = Some(match rx.writing.try_lock() {
+        Ok(g) => g,
+        Err(_) => take_over(rx, &hello.task).await?,
+    });
+    let superseded = Arc::new(tokio::sync::Notify::new());
+    if let Ok(mut w) = rx.writer.lock() {
+        *w = Some((hello.task.clone(), superseded.clone()));
+    }
     let planned = rx.check_layout(
         &layout,
         &post.as_ref().map(PostPlan::min_sizes).unwrap_or_default(),
@@ -266,6 +268,12 @@ where
                 // source can send Finish on this one, so Finish never
                 // overtakes it.
                 biased;
+                _ = superseded.notified() => {
+                    return Err(refuse(
+                        ErrorCode::TargetInUse,
+                        format!("a new session of task {task} took the targets over; this one ends"),
+                    ));
+                }
                 j = join_rx.recv() => match j {
                     Some(Joined::Chunk(c)) => Message::Chunk(*c),
                     Some(Joined::Start) => {
@@ -571,4 +579,48 @@ pub(crate) fn layout_digest(l: &Layout) -> String {
     };
     Message::Layout(plan).encode_payload(&mut w);
     digest::hash_hex(HashAlgo::Blake3, &digest::hash(HashAlgo::Blake3, &w.0))
+}
+
+/// How long a new session of the same task waits for the session it
+/// supersedes to end (it stops at its next await, then saves its state).
+const TAKE_OVER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The targets are held by another session: when it is a session of the
+/// same task (the source came back: a crash, a reboot, a link that died
+/// without a FIN), end it and take the targets; otherwise refuse.
+async fn take_over<'a>(
+    rx: &'a Receiver,
+    task: &str,
+) -> Result<tokio::sync::MutexGuard<'a, ()>, Refusal> {
+    let held_by = rx.writer.lock().ok().and_then(|w| w.clone());
+    match held_by {
+        Some((t, stop)) if t == task => {
+            events::log(
+                &rx.state_dir,
+                task,
+                "task-start",
+                "a new session of this task while the last one still holds the targets: ending the last one",
+            );
+            stop.notify_one();
+            tokio::time::timeout(TAKE_OVER_WAIT, rx.writing.lock())
+                .await
+                .map_err(|_| {
+                    refuse(
+                        ErrorCode::TargetInUse,
+                        format!(
+                            "the last session of task {task} did not end within {} s; try again",
+                            TAKE_OVER_WAIT.as_secs()
+                        ),
+                    )
+                })
+        }
+        Some((other, _)) => Err(refuse(
+            ErrorCode::TargetInUse,
+            format!("the targets are being written by another session (task {other})"),
+        )),
+        None => Err(refuse(
+            ErrorCode::TargetInUse,
+            "the targets are being written by another session",
+        )),
+    }
 }
