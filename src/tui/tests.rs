@@ -452,6 +452,27 @@ fn the_receiver_role_chooses_targets_then_shows_code_and_tasks() {
         task("web01", "syncing", true, 40),
         task("db02", "finished", false, 100),
     ];
+    // The ended task's report, one line.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("reports")).unwrap();
+    std::fs::write(
+        d.path().join("reports/db02_report.json"),
+        serde_json::json!({
+            "state": "Finished", "pass": "Full", "seconds": 75.0, "bytes_written": 100 * MIB,
+            "volumes": [{}, {}],
+            "post_steps": [{"status": "ok", "step": "write MBR"}, {"status": "ok", "step": "resize2fs"}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let line = super::app::report_line(d.path(), "db02").unwrap();
+    assert_eq!(
+        line,
+        "result: Finished Full pass in 1m15s, 2 volume(s), 100.0 MiB written; post-steps 2/2 ok"
+    );
+    f.app
+        .rx_reports
+        .insert("db02".into(), (String::new(), line));
     snap("receiving", &f);
 }
 

@@ -247,6 +247,9 @@ pub struct App {
     pub target_cursor: usize,
     pub rx: Option<RxView>,
     pub rx_tasks: Vec<crate::report::task::TaskStatus>,
+    /// Per ended task: when its status was updated, and one line from its
+    /// report file (result, duration, post-steps).
+    pub rx_reports: std::collections::HashMap<String, (String, String)>,
     pub addresses: Vec<String>,
     /// Draw the next frame whole (a result arrived): see the runner.
     pub redraw: bool,
@@ -298,6 +301,7 @@ impl App {
             target_cursor: 0,
             rx: None,
             rx_tasks: Vec::new(),
+            rx_reports: Default::default(),
             addresses: Vec::new(),
             redraw: false,
             ifaces: Vec::new(),
@@ -430,6 +434,24 @@ impl App {
         }
         if let Some(h) = self.rx.as_ref().and_then(|r| r.handle.as_ref()) {
             self.rx_tasks = h.tasks.list();
+            for t in self.rx_tasks.iter().filter(|t| !t.running) {
+                if self
+                    .rx_reports
+                    .get(&t.task)
+                    .is_some_and(|(u, _)| *u == t.updated)
+                {
+                    continue;
+                }
+                if let Some(line) = self
+                    .state_dir
+                    .as_deref()
+                    .and_then(|d| report_line(d, &t.task))
+                {
+                    self.rx_reports
+                        .insert(t.task.clone(), (t.updated.clone(), line));
+                    self.redraw = true;
+                }
+            }
         }
         let Some(w) = &self.watch else { return };
         let snap = w.snapshot();
@@ -738,6 +760,31 @@ impl App {
     pub fn stage(&self) -> Option<Stage> {
         self.snapshot().map(|s| s.stage)
     }
+}
+
+/// One line from a receiver's task report: result, duration, bytes,
+/// post-steps.
+pub fn report_line(state_dir: &std::path::Path, task: &str) -> Option<String> {
+    let p = state_dir
+        .join("reports")
+        .join(format!("{task}_report.json"));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
+    let mut line = format!(
+        "result: {} {} pass in {}, {} volume(s), {} written",
+        r["state"].as_str().unwrap_or("?"),
+        r["pass"].as_str().unwrap_or("?"),
+        crate::tui::view::duration(r["seconds"].as_f64().unwrap_or(0.0)),
+        r["volumes"].as_array().map_or(0, |v| v.len()),
+        crate::units::human(r["bytes_written"].as_u64().unwrap_or(0))
+    );
+    if let Some(steps) = r["post_steps"].as_array().filter(|s| !s.is_empty()) {
+        let ok = steps.iter().filter(|s| s["status"] == "ok").count();
+        line.push_str(&format!("; post-steps {ok}/{} ok", steps.len()));
+        if let Some(f) = steps.iter().find(|s| s["status"] == "failed") {
+            line.push_str(&format!(", FAILED: {}", f["step"].as_str().unwrap_or("?")));
+        }
+    }
+    Some(line)
 }
 
 pub fn pass_name(p: Pass) -> &'static str {

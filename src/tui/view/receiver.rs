@@ -150,13 +150,17 @@ pub(super) fn draw_receiving(f: &mut Frame, app: &App, area: Rect) {
     for t in &app.rx_tasks {
         let barw = w.saturating_sub(58).clamp(10, 60);
         tl.push(Line::from(format!(
-            "{:<12} {:<10} {:<11} {} {:>4} {:>10}/s",
+            "{:<12} {:<10} {:<11} {} {:>4} {:>12}",
             short(&t.task, 12),
             format!("{:?}", t.state),
             t.pass,
             bar(app, t.bytes_done, t.bytes_total, barw),
             pct(t.bytes_done, t.bytes_total),
-            human(t.throughput as u64),
+            if t.running {
+                format!("{}/s", human(t.throughput as u64))
+            } else {
+                String::new()
+            },
         )));
         let mut more = format!(
             "  from {} ({}), {} of {}",
@@ -175,6 +179,9 @@ pub(super) fn draw_receiving(f: &mut Frame, app: &App, area: Rect) {
             ));
         }
         tl.push(Line::from(more));
+        if let Some((_, line)) = app.rx_reports.get(&t.task) {
+            tl.push(Line::from(format!("  {line}")));
+        }
         for e in t.errors.iter().take(2) {
             tl.push(Line::from(format!("  error: {e}")));
         }
