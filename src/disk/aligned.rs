@@ -23,6 +23,9 @@ pub struct AlignedBuf {
 // SAFETY: the buffer owns its allocation exclusively (like a `Vec<u8>`); moving
 // it to another thread moves that ownership.
 unsafe impl Send for AlignedBuf {}
+// SAFETY: a shared `&AlignedBuf` only hands out `&[u8]` (like `&Vec<u8>`);
+// writing needs `&mut`.
+unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
     pub fn new(len: usize) -> Self {

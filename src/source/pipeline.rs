@@ -1,7 +1,8 @@
-//! The read side of a pass: a dispatcher walks the chunks in order, and a
-//! few reader threads (several reads in flight: O_DIRECT has no readahead)
-//! read them into a circulating pool of aligned buffers (O_DIRECT where the
-//! disk allows); a pool of workers hashes and compresses them
+//! The read side of a pass: a dispatcher walks the chunks in order and
+//! gathers neighbours into runs read with one I/O; a few reader threads
+//! (several reads in flight: O_DIRECT has no readahead) read the runs into
+//! a circulating pool of aligned buffers (O_DIRECT where the disk allows);
+//! a pool of workers hashes and compresses the chunks
 //! into frames (one zstd context each); a collector puts the results back
 //! in order for the network side. Every queue is bounded, so memory stays
 //! flat whatever the disk size.
@@ -19,10 +20,42 @@ use super::volumes::SourceVolume;
 use crate::disk::aligned::AlignedBuf;
 use crate::proto::message::*;
 
-/// Reads kept in flight on the source disks. On this project's VM disk 1
-/// and 4 measured the same (the disk is the limit either way); RAID
-/// controllers and NVMe drives want more than one O_DIRECT read queued.
-const READERS: usize = 4;
+/// How the source disks are read: by how many reader threads (several
+/// O_DIRECT reads in flight, as there is no readahead), and the largest
+/// single read, for neighbouring chunks of a volume read with one I/O and
+/// handed to the workers as slices of it.
+#[derive(Clone, Copy)]
+struct ReadShape {
+    readers: usize,
+    run_max: u64,
+}
+
+impl ReadShape {
+    /// Read buffers: one per reader and one whose chunks are with the workers.
+    fn buffers(self) -> usize {
+        self.readers + 1
+    }
+}
+
+/// A pass that sends data: compression is its limit, and 8 MiB reads keep
+/// it fed (buffers: 5 x 8 MiB).
+const FRAMING: ReadShape = ReadShape {
+    readers: 4,
+    run_max: 8 << 20,
+};
+
+/// A comparison pass (incremental, verify) only hashes, so the disk is its
+/// limit, and what the disk gives grows with the bytes in flight: on this
+/// project's VM disk, 4 x 32 MiB read the benchmark disk's used data in
+/// about 25% less time than 4 x 1 MiB (docs/benchmarks.md). Buffers: 5 x 32 MiB.
+const HASHING: ReadShape = ReadShape {
+    readers: 4,
+    run_max: 32 << 20,
+};
+
+/// Unused bytes between two chunks that are still read in the same I/O
+/// (and dropped): one more request costs more than reading this much.
+const GAP_MAX: u64 = 128 << 10;
 
 /// One chunk to read: which volume, where, and its sequence number.
 pub(super) struct Job {
@@ -33,6 +66,46 @@ pub(super) struct Job {
     /// Where it lands: target index and byte offset on the target.
     pub(super) target: u32,
     pub(super) target_offset: u64,
+}
+
+/// Neighbouring chunks of one volume, read with one I/O from `start`.
+struct Run {
+    volume: usize,
+    start: u64,
+    end: u64,
+    jobs: Vec<Job>,
+}
+
+impl Run {
+    /// Whether `job` joins this run: same volume, close behind the last
+    /// chunk, and the whole read still within `run_max`.
+    fn takes(&self, job: &Job, run_max: u64) -> bool {
+        job.volume == self.volume
+            && job.offset >= self.end
+            && job.offset - self.end <= GAP_MAX
+            && job.offset + job.len as u64 - self.start <= run_max
+    }
+}
+
+/// A read buffer shared by the chunks of one run; the last chunk done puts
+/// it back in the pool.
+struct Lease {
+    buf: Option<AlignedBuf>,
+    pool: SyncSender<AlignedBuf>,
+}
+
+impl Lease {
+    fn bytes(&self) -> &[u8] {
+        self.buf.as_ref().map(|b| b.as_ref()).unwrap_or(&[])
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf.take() {
+            let _ = self.pool.send(buf);
+        }
+    }
 }
 
 /// A framed chunk, or why the pipeline stopped.
@@ -66,22 +139,23 @@ pub(super) fn start_pipeline(
     hash_only: bool,
 ) -> std::thread::JoinHandle<()> {
     let threads = cfg.threads.max(1);
-    type Work = (Job, AlignedBuf, SyncSender<Result<Item, String>>);
+    // A chunk for a worker: the run's buffer and where the chunk sits in it.
+    type Work = (Job, Arc<Lease>, usize, SyncSender<Result<Item, String>>);
     let (work_tx, work_rx) = sync_channel::<Work>(threads * 2);
-    // Chunk buffers go round: reader -> worker -> back here. They are
-    // aligned so that the reader can use O_DIRECT, and reused so that no
-    // chunk pays for fresh memory. Enough for every queue slot, every
-    // worker and the reader.
-    let buffers = threads * 3 + 2 + READERS;
-    let (pool_tx, pool_rx) = sync_channel::<AlignedBuf>(buffers);
-    for _ in 0..buffers {
-        let _ = pool_tx.send(AlignedBuf::new(CHUNK_SIZE as usize));
+    // Read buffers go round: reader -> workers (shared by a run's chunks)
+    // -> back here when the run's last chunk is done. They are aligned so
+    // that the reader can use O_DIRECT, and reused so that no read pays
+    // for fresh memory.
+    let shape = if hash_only { HASHING } else { FRAMING };
+    let (pool_tx, pool_rx) = sync_channel::<AlignedBuf>(shape.buffers());
+    for _ in 0..shape.buffers() {
+        let _ = pool_tx.send(AlignedBuf::new(shape.run_max as usize));
     }
-    let (order_tx, order_rx) = sync_channel::<StdReceiver<Result<Item, String>>>(threads * 4);
+    type Slots = Vec<StdReceiver<Result<Item, String>>>;
+    let (order_tx, order_rx) = sync_channel::<Slots>(shape.buffers());
     let work_rx = Arc::new(Mutex::new(work_rx));
     for _ in 0..threads {
         let rx = work_rx.clone();
-        let pool = pool_tx.clone();
         let (level, algo) = (cfg.level, cfg.hash);
         std::thread::spawn(move || {
             let mut prep = match Preparer::new(level, algo) {
@@ -90,8 +164,10 @@ pub(super) fn start_pipeline(
             };
             loop {
                 let next = rx.lock().expect("work queue").recv();
-                let Ok((job, buf, reply)) = next else { return };
-                let data = &buf.as_ref()[..job.len as usize];
+                let Ok((job, lease, at, reply)) = next else {
+                    return;
+                };
+                let data = &lease.bytes()[at..at + job.len as usize];
                 if hash_only {
                     let chunk = ChunkRef {
                         target: job.target,
@@ -99,7 +175,7 @@ pub(super) fn start_pipeline(
                         len: job.len,
                         hash: crate::proto::digest::hash(algo, data),
                     };
-                    let _ = pool.send(buf);
+                    drop(lease);
                     let _ = reply.send(Ok(Item::Hashed {
                         seq: job.seq,
                         volume: job.volume,
@@ -119,51 +195,70 @@ pub(super) fn start_pipeline(
                         hash: header.hash,
                         frame,
                     });
-                let _ = pool.send(buf);
+                drop(lease);
                 let _ = reply.send(item);
             }
         });
     }
     // Reads: the dispatcher walks the chunks in order (pacing the read
-    // limit) and queues each one's reply slot with the collector first, so
-    // order holds whichever reader finishes first; READERS threads read, so
-    // that O_DIRECT (no kernel readahead) keeps several reads in flight.
-    type Read = (Job, SyncSender<Result<Item, String>>);
-    let (read_tx, read_rx) = sync_channel::<Read>(READERS * 2);
+    // limit), gathers neighbours into runs and queues each run's reply
+    // slots with the collector first, so order holds whichever reader
+    // finishes first; `shape.readers` threads read, so that O_DIRECT (no kernel
+    // readahead) keeps several reads in flight.
+    type Read = (Run, Vec<SyncSender<Result<Item, String>>>);
+    let (read_tx, read_rx) = sync_channel::<Read>(shape.readers);
     let read_rx = Arc::new(Mutex::new(read_rx));
     let pool_rx = Arc::new(Mutex::new(pool_rx));
-    for _ in 0..READERS {
-        let (read_rx, pool_rx, work_tx, volumes) = (
+    for _ in 0..shape.readers {
+        let (read_rx, pool_rx, pool_tx, work_tx, volumes) = (
             read_rx.clone(),
             pool_rx.clone(),
+            pool_tx.clone(),
             work_tx.clone(),
             volumes.clone(),
         );
         std::thread::spawn(move || {
             loop {
                 let next = read_rx.lock().expect("read queue").recv();
-                let Ok((job, reply_tx)) = next else { return };
+                let Ok((run, replies)) = next else { return };
                 let Ok(mut buf) = pool_rx.lock().expect("buffer pool").recv() else {
                     return;
                 };
-                let v = &volumes[job.volume];
-                let data = &mut buf.as_mut()[..job.len as usize];
-                if let Err(e) = v.reader.read_exact_at(data, job.offset) {
-                    let why = format!("reading {} at byte {}: {e}", v.name, job.offset);
-                    let _ = reply_tx.send(Err(why));
+                let v = &volumes[run.volume];
+                let data = &mut buf.as_mut()[..(run.end - run.start) as usize];
+                if let Err(e) = v.reader.read_exact_at(data, run.start) {
+                    let why = format!("reading {} at byte {}: {e}", v.name, run.start);
+                    let _ = pool_tx.send(buf);
+                    for reply_tx in replies {
+                        let _ = reply_tx.send(Err(why.clone()));
+                    }
                     return;
                 }
-                if work_tx.send((job, buf, reply_tx)).is_err() {
-                    return;
+                let lease = Arc::new(Lease {
+                    buf: Some(buf),
+                    pool: pool_tx.clone(),
+                });
+                for (job, reply_tx) in run.jobs.into_iter().zip(replies) {
+                    let at = (job.offset - run.start) as usize;
+                    if work_tx.send((job, lease.clone(), at, reply_tx)).is_err() {
+                        return;
+                    }
                 }
             }
         });
     }
     drop(work_tx);
+    drop(pool_tx);
     let read_mbit = cfg.read_limit.saturating_mul(8);
     std::thread::spawn(move || {
+        // Hands a run to the readers, its reply slots to the collector first.
+        let dispatch = |run: Run| -> bool {
+            let (txs, rxs): (Vec<_>, Vec<_>) = run.jobs.iter().map(|_| sync_channel(1)).unzip();
+            order_tx.send(rxs).is_ok() && read_tx.send((run, txs)).is_ok()
+        };
         let mut seq = 0u64;
         let mut pacer = Pacer::default();
+        let mut run: Option<Run> = None;
         for (vi, v) in volumes.iter().enumerate() {
             for (offset, len) in pieces(&v.used, CHUNK_SIZE) {
                 let s = seq;
@@ -173,11 +268,13 @@ pub(super) fn start_pipeline(
                 }
                 let wait = pacer.delay(len as u64, read_mbit, Instant::now());
                 if !wait.is_zero() {
+                    // Paced: what is gathered goes now rather than after the wait.
+                    if let Some(r) = run.take()
+                        && !dispatch(r)
+                    {
+                        return;
+                    }
                     std::thread::sleep(wait);
-                }
-                let (reply_tx, reply_rx) = sync_channel(1);
-                if order_tx.send(reply_rx).is_err() {
-                    return;
                 }
                 let job = Job {
                     seq: s,
@@ -187,14 +284,33 @@ pub(super) fn start_pipeline(
                     target: v.target,
                     target_offset: v.base + offset,
                 };
-                if read_tx.send((job, reply_tx)).is_err() {
-                    return;
+                match &mut run {
+                    Some(r) if r.takes(&job, shape.run_max) => {
+                        r.end = offset + len as u64;
+                        r.jobs.push(job);
+                    }
+                    _ => {
+                        if let Some(r) = run.take()
+                            && !dispatch(r)
+                        {
+                            return;
+                        }
+                        run = Some(Run {
+                            volume: vi,
+                            start: offset,
+                            end: offset + len as u64,
+                            jobs: vec![job],
+                        });
+                    }
                 }
             }
         }
+        if let Some(r) = run {
+            dispatch(r);
+        }
     });
     std::thread::spawn(move || {
-        for rx in order_rx {
+        for rx in order_rx.iter().flatten() {
             let item = match rx.recv() {
                 Ok(Ok(item)) => item,
                 Ok(Err(why)) => Item::Failed(why),
@@ -207,3 +323,70 @@ pub(super) fn start_pipeline(
         }
     })
 }
+
+/// A chunk framed again: what a comparison pass found the receiver lacks.
+pub(super) struct Reframed {
+    pub(super) volume: u32,
+    pub(super) len: u32,
+    pub(super) zero: bool,
+    pub(super) frame: Bytes,
+}
+
+/// Read and frame again the chunks (seq, volume, offset in it, place and
+/// hash) that a comparison pass found the receiver lacks: their bytes were
+/// hashed and let go. Several at a time, because each read waits behind
+/// the pass's own reads in the disk's queue. In the order given.
+pub(super) fn reframe(
+    volumes: &[SourceVolume],
+    level: i32,
+    algo: HashAlgo,
+    wanted: &[(u64, usize, u64, ChunkRef)],
+) -> Result<Vec<Reframed>, String> {
+    let threads = wanted.len().min(FRAMING.readers);
+    let mut done: Vec<(usize, Reframed)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || -> Result<Vec<(usize, Reframed)>, String> {
+                    let mut prep = Preparer::new(level, algo).map_err(|e| format!("zstd: {e}"))?;
+                    let mut buf = AlignedBuf::new(CHUNK_SIZE as usize);
+                    let mut out = Vec::new();
+                    for (i, &(seq, vi, offset, c)) in
+                        wanted.iter().enumerate().skip(t).step_by(threads)
+                    {
+                        let v = &volumes[vi];
+                        let data = &mut buf.as_mut()[..c.len as usize];
+                        v.reader
+                            .read_exact_at(data, offset)
+                            .map_err(|e| format!("reading {} at byte {offset}: {e}", v.name))?;
+                        let (header, frame) = prep
+                            .frame(seq, c.target, c.offset, data)
+                            .map_err(|e| format!("compressing chunk {seq}: {e}"))?;
+                        out.push((
+                            i,
+                            Reframed {
+                                volume: vi as u32,
+                                len: c.len,
+                                zero: header.codec == Codec::Zero,
+                                frame,
+                            },
+                        ));
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(wanted.len());
+        for w in workers {
+            all.extend(
+                w.join()
+                    .map_err(|_| "a read thread panicked".to_string())??,
+            );
+        }
+        Ok::<_, String>(all)
+    })?;
+    done.sort_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, r)| r).collect())
+}
+
+#[cfg(test)]
+mod tests;

@@ -13,9 +13,9 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::chunk::{CHUNK_SIZE, Preparer};
+use super::chunk::CHUNK_SIZE;
 use super::link::{Link, TlsRead, TlsWrite, connect, refusal};
-use super::pipeline::{Item, start_pipeline};
+use super::pipeline::{Item, Reframed, reframe, start_pipeline};
 use super::rate::{Pacer, RateLimit};
 use super::record;
 use super::streams;
@@ -431,13 +431,12 @@ const QUERIES_IN_FLIGHT: usize = 2;
 /// data and a verify pass lists them. Returns the next sequence number.
 async fn compare_pass(
     cfg: &SendConfig,
-    volumes: &[SourceVolume],
+    volumes: &Arc<Vec<SourceVolume>>,
     items: &mut tokio::sync::mpsc::Receiver<Item>,
     r: &mut TlsRead,
     w: &mut TlsWrite,
     report: &mut SendReport,
 ) -> anyhow::Result<u64> {
-    let mut prep = Preparer::new(cfg.level, cfg.hash)?;
     let mut pacer = Pacer::default();
     let mut paused = false;
     // (seq, volume, offset in it, the chunk's place and hash)
@@ -451,6 +450,8 @@ async fn compare_pass(
     // seconds, not after every batch (each costs the receiver a journal
     // fsync, and most batches of an incremental pass send nothing).
     let (mut since_checkpoint, mut last_checkpoint) = (0u64, std::time::Instant::now());
+    // Chunks the receiver lacks, being read again: (first seq, frames).
+    let mut resends = Resends::new();
     loop {
         let done = match items.recv().await {
             Some(Item::Hashed {
@@ -496,47 +497,37 @@ async fn compare_pass(
             report.compared += b.len() as u64;
             figures(cfg, report, false);
             stop_requested(cfg, w, next_seq).await?;
+            let mut lacking = Vec::new();
             for ((seq, vi, offset, c), held) in b.into_iter().zip(have) {
                 next_seq = seq + 1;
                 if held {
                     report.tally.held(vi, c.len);
-                    continue;
-                }
-                let v = &volumes[vi];
-                if cfg.pass == Pass::Verify {
+                } else if cfg.pass == Pass::Verify {
                     report.mismatches.push(Mismatch {
-                        volume: v.name.clone(),
+                        volume: volumes[vi].name.clone(),
                         offset,
                         len: c.len,
                     });
-                    continue;
+                } else {
+                    lacking.push((seq, vi, offset, c));
                 }
-                let mut data = vec![0u8; c.len as usize];
-                v.reader
-                    .read_exact_at(&mut data, offset)
-                    .with_context(|| format!("reading {} at byte {offset}", v.name))?;
-                let (header, frame) = prep.frame(seq, c.target, c.offset, &data)?;
-                let zero = header.codec == Codec::Zero;
-                let covers = Covers {
-                    volume: vi as u32,
-                    len: c.len,
-                    zero,
-                };
-                send_frame(
-                    Out::Primary(w),
-                    &frame,
-                    covers,
-                    &cfg.rate,
-                    &mut pacer,
-                    report,
-                )
-                .await?;
-                since_checkpoint += c.len as u64;
             }
+            if let Some(&(first, ..)) = lacking.first() {
+                // Read again and framed off this task, while the pass goes on.
+                let (vols, level, algo) = (volumes.clone(), cfg.level, cfg.hash);
+                let job =
+                    tokio::task::spawn_blocking(move || reframe(&vols, level, algo, &lacking));
+                resends.push_back((first, job));
+            }
+            let keep = if done { 0 } else { RESENDS_IN_FLIGHT };
+            since_checkpoint +=
+                send_reframed(cfg, &mut resends, keep, w, &mut pacer, report).await?;
             let due = since_checkpoint >= cfg.checkpoint_bytes
                 || last_checkpoint.elapsed() >= CHECKPOINT_EVERY;
             if cfg.pass != Pass::Verify && due {
-                write_message(w, &Message::Checkpoint { seq: next_seq }, MAX_FRAME).await?;
+                // Not past a chunk still being read again.
+                let seq = resends.front().map_or(next_seq, |r| r.0);
+                write_message(w, &Message::Checkpoint { seq }, MAX_FRAME).await?;
                 (since_checkpoint, last_checkpoint) = (0, std::time::Instant::now());
             }
             // Stopped by the receiver's operator: wait for the start.
@@ -550,9 +541,57 @@ async fn compare_pass(
             }
         }
         if done {
+            send_reframed(cfg, &mut resends, 0, w, &mut pacer, report).await?;
             return Ok(next_seq);
         }
     }
+}
+
+/// Batches of lacking chunks being read again and framed, oldest first.
+type Resends =
+    std::collections::VecDeque<(u64, tokio::task::JoinHandle<Result<Vec<Reframed>, String>>)>;
+
+/// Batches of lacking chunks a comparison pass has being read again at
+/// once. Each read waits behind the pass's own reads in the disk's queue,
+/// so the pass goes on hashing meanwhile.
+const RESENDS_IN_FLIGHT: usize = 4;
+
+/// Send the frames of the read-again batches that are ready, oldest first,
+/// waiting for the oldest while more than `keep` are outstanding. Returns
+/// the bytes of source data sent.
+async fn send_reframed(
+    cfg: &SendConfig,
+    resends: &mut Resends,
+    keep: usize,
+    w: &mut TlsWrite,
+    pacer: &mut Pacer,
+    report: &mut SendReport,
+) -> anyhow::Result<u64> {
+    let mut sent = 0;
+    loop {
+        let outstanding = resends.len();
+        let Some((_, job)) = resends.front_mut() else {
+            break;
+        };
+        if outstanding <= keep && !job.is_finished() {
+            break;
+        }
+        let frames = job
+            .await
+            .context("reading chunks again")?
+            .map_err(anyhow::Error::msg)?;
+        resends.pop_front();
+        for f in frames {
+            let covers = Covers {
+                volume: f.volume,
+                len: f.len,
+                zero: f.zero,
+            };
+            send_frame(Out::Primary(w), &f.frame, covers, &cfg.rate, pacer, report).await?;
+            sent += f.len as u64;
+        }
+    }
+    Ok(sent)
 }
 
 /// Follow the receiver operator's Control: the rate limit override now, and
