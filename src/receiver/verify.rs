@@ -140,4 +140,54 @@ mod tests {
         v.check(vec![outside]);
         assert!(v.finish().is_err());
     }
+
+    #[test]
+    fn holds_reads_neighbours_together_and_answers_per_chunk() {
+        const MIB: u64 = 1 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.img");
+        // 20 MiB on the target; chunks are checked against what the file
+        // holds, one byte differs in chunk 9, and the plan runs past the end.
+        let mut bytes: Vec<u8> = (0..20 * MIB).map(|i| (i / 4096 % 251) as u8).collect();
+        let hashes: Vec<[u8; 32]> = (0..22)
+            .map(|i| {
+                let at = (i * MIB) as usize;
+                let data = if i < 20 {
+                    bytes[at..at + MIB as usize].to_vec()
+                } else {
+                    vec![0; MIB as usize]
+                };
+                digest::hash(HashAlgo::Blake3, &data)
+            })
+            .collect();
+        bytes[(9 * MIB + 77) as usize] ^= 1;
+        std::fs::write(&target, &bytes).unwrap();
+        let rx = Receiver::new(&ReceiveConfig {
+            targets: vec![target],
+            state_dir: dir.path().join("state"),
+            code: Some("TEST-CODE".into()),
+            name: "test".into(),
+            force: false,
+            max_sessions: 1,
+            roots: Roots::system(),
+        })
+        .unwrap();
+        let mut planned = RangeSet::new();
+        planned.insert(0, 22 * MIB);
+        // Chunks 0..=13 in a row (more than one read), 15, then 18..=21
+        // (the last two past the end of the file).
+        let picks: Vec<u64> = (0..14).chain([15]).chain(18..22).collect();
+        let chunks: Vec<ChunkRef> = picks
+            .iter()
+            .map(|&i| ChunkRef {
+                target: 0,
+                offset: i * MIB,
+                len: MIB as u32,
+                hash: hashes[i as usize],
+            })
+            .collect();
+        let have = rx.holds(&vec![planned], HashAlgo::Blake3, &chunks).unwrap();
+        let want: Vec<bool> = picks.iter().map(|&i| i != 9 && i < 20).collect();
+        assert_eq!(have, want);
+    }
 }

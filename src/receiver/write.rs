@@ -240,31 +240,62 @@ impl Receiver {
         algo: HashAlgo,
         chunks: &[ChunkRef],
     ) -> Result<Vec<bool>, Refusal> {
-        // One aligned buffer for the whole list, so that reads of aligned
-        // chunks go through O_DIRECT: no page-cache fill and copy per byte.
+        for c in chunks {
+            let (t, len) = (c.target as usize, c.len as u64);
+            if !within_plan(planned, t, c.offset, len) || len == 0 {
+                return Err(refuse(
+                    ErrorCode::OutOfExtent,
+                    format!(
+                        "hash query for {len} bytes at {} on target {t} outside the planned extents",
+                        c.offset
+                    ),
+                ));
+            }
+        }
+        // Neighbouring chunks are read with one I/O of up to HOLDS_READ_MAX
+        // into one aligned buffer (O_DIRECT: no page-cache fill and copy
+        // per byte), and hashed as slices of it.
         let most = chunks.iter().map(|c| c.len as usize).max().unwrap_or(0);
-        let mut scratch = AlignedBuf::new(most);
-        chunks
-            .iter()
-            .map(|c| {
-                let t = c.target as usize;
-                let len = c.len as u64;
-                let inside = within_plan(planned, t, c.offset, len);
-                if !inside || len == 0 {
-                    return Err(refuse(
-                        ErrorCode::OutOfExtent,
-                        format!("hash query for {len} bytes at {} on target {t} outside the planned extents", c.offset),
-                    ));
+        let total: usize = chunks.iter().map(|c| c.len as usize).sum();
+        let mut scratch = AlignedBuf::new(total.min(HOLDS_READ_MAX).max(most));
+        let mut have = Vec::with_capacity(chunks.len());
+        let mut i = 0;
+        while i < chunks.len() {
+            let (t, start) = (chunks[i].target, chunks[i].offset);
+            let mut end = start + chunks[i].len as u64;
+            let mut j = i + 1;
+            while j < chunks.len()
+                && chunks[j].target == t
+                && chunks[j].offset == end
+                && end + chunks[j].len as u64 - start <= scratch.len() as u64
+            {
+                end += chunks[j].len as u64;
+                j += 1;
+            }
+            let target = &self.targets[t as usize];
+            let buf = &mut scratch.as_mut()[..(end - start) as usize];
+            match target.read_at(buf, start) {
+                Ok(()) => have.extend(chunks[i..j].iter().map(|c| {
+                    let at = (c.offset - start) as usize;
+                    digest::hash(algo, &buf[at..at + c.len as usize]) == c.hash
+                })),
+                // Past the end of a target file: chunk by chunk, so that
+                // those before the end still count.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    for c in &chunks[i..j] {
+                        let one = &mut buf[..c.len as usize];
+                        have.push(match target.read_at(one, c.offset) {
+                            Ok(()) => digest::hash(algo, one) == c.hash,
+                            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => false,
+                            Err(e) => return Err(read_failed(target, c.offset, e)),
+                        });
+                    }
                 }
-                let buf = &mut scratch.as_mut()[..c.len as usize];
-                let target = &self.targets[t];
-                match target.read_at(buf, c.offset) {
-                    Ok(()) => Ok(digest::hash(algo, buf) == c.hash),
-                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
-                    Err(e) => Err(refuse(ErrorCode::Internal, format!("{}: read at {}: {e}", target.path.display(), c.offset))),
-                }
-            })
-            .collect()
+                Err(e) => return Err(read_failed(target, start, e)),
+            }
+            i = j;
+        }
+        Ok(have)
     }
 
     /// fdatasync every target.
@@ -279,4 +310,14 @@ impl Receiver {
         }
         Ok(())
     }
+}
+
+/// The largest single read of a target when checking what it holds.
+const HOLDS_READ_MAX: usize = 8 << 20;
+
+fn read_failed(target: &super::sink::Target, offset: u64, e: std::io::Error) -> Refusal {
+    refuse(
+        ErrorCode::Internal,
+        format!("{}: read at {offset}: {e}", target.path.display()),
+    )
 }
