@@ -184,7 +184,7 @@ bench_transfer() {
     echo
     echo "== incremental: three rounds, each changing another 1% of the files, then ferry --pass incremental vs rsync"
     cp --sparse=always "$work/tgt.img" "$work/rsync.img"
-    declare -a i_wall i_wire r_wall r_wire
+    declare -a i_wall i_wire i_rss_s i_rss_r r_wall r_wire
     # The files are taken in order, a fresh 1% each round.
     local -a files
     lo=$(losetup -f --show -o $((2048 * 512)) "$src"); LOOPS+=("$lo")
@@ -206,7 +206,8 @@ bench_transfer() {
         echo "round $round: rewrote $((changed >> 20)) MiB of files"
         # Cold caches, as on a source booted again later.
         ferry_pass "$work/inc.time" "$work/inc.json" --pass incremental
-        local w; read -r w _ < "$work/inc.time"; i_wall+=("$w")
+        local w m; read -r w _ _ m < "$work/inc.time"; i_wall+=("$w"); i_rss_s+=("$m")
+        read -r _ _ _ m < "$work/rx.time"; i_rss_r+=("$m")
         i_wire+=("$(jq .wire_bytes "$work/inc.json")")
         cmp "$src" "$work/tgt.img" && echo "round $round: incremental target equals the source"
         sync; echo 3 > /proc/sys/vm/drop_caches
@@ -220,6 +221,7 @@ bench_transfer() {
     printf '%-26s %8s %14s\n' "incremental, median of 3" "wall s" "bytes on wire"
     printf '%-26s %8.2f %14d\n' "ferry --pass incremental" "$iw" "$(printf '%s\n' "${i_wire[@]}" | median)"
     printf '%-26s %8.2f %14d\n' "rsync --no-whole-file" "$rw" "$(printf '%s\n' "${r_wire[@]}" | median)"
+    echo "peak RSS (incremental): ferry send $(( $(printf '%s\n' "${i_rss_s[@]}" | sort -n | tail -1) >> 10 )) MiB, ferry receive $(( $(printf '%s\n' "${i_rss_r[@]}" | sort -n | tail -1) >> 10 )) MiB"
     echo "ferry incremental / ferry full: $(printf '%.2f' "$(echo "$iw / $fw" | bc -l)") (target <= 0.25)"
     echo "ferry full / dd pipeline: $(printf '%.2f' "$(echo "$fw / $dw" | bc -l)") (target <= 0.50)"
 }

@@ -199,7 +199,9 @@ where
     let mut written: Vec<ChunkRef> = Vec::new();
     let mut written_total = 0u64;
     let verifier = super::verify::Verifier::start(rx.clone(), planned.clone(), layout.hash);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+    // Twice the cores: a thread waiting on its O_DIRECT write leaves its
+    // core to one decompressing the next chunk.
+    let threads = std::thread::available_parallelism().map_or(2, |n| (n.get() * 2).min(8));
     let mut pool = super::pool::WritePool::start(
         rx.clone(),
         planned.clone(),
