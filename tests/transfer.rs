@@ -228,6 +228,7 @@ fn raw_chunk(seq: u64, offset: u64, data: Vec<u8>) -> Message {
             crc64: 0,
         },
         data,
+        patch: None,
     })
 }
 
@@ -306,6 +307,7 @@ async fn malformed_oversized_and_misplaced_frames_are_refused() {
             crc64: 0,
         },
         data,
+        patch: None,
     };
     write_message(&mut s, &Message::Chunk(chunk), MAX_FRAME)
         .await
@@ -345,6 +347,7 @@ async fn malformed_oversized_and_misplaced_frames_are_refused() {
             crc64: 0,
         },
         data: Bytes::from(vec![9u8; 8192]),
+        patch: None,
     };
     write_message(&mut s, &Message::Chunk(chunk), MAX_FRAME)
         .await
@@ -392,6 +395,25 @@ fn incremental_sends_only_changed_chunks_and_verify_finds_damage() {
     std::fs::write(&disk, &d).unwrap();
     let changed = send(&inc).unwrap();
     assert_eq!((changed.compared, changed.chunks_sent), (6, 2));
+    assert_eq!(std::fs::read(&t0).unwrap(), d);
+    // Each went as a patch of the one 16 KiB part that changed: the noise
+    // chunk alone would be a whole MiB on the wire.
+    assert_eq!(changed.chunks_patched, 2);
+    assert!(
+        changed.wire_bytes < 2 * (16 << 10),
+        "{}",
+        changed.wire_bytes
+    );
+
+    // Changes over most of a chunk send it whole.
+    let mut d = std::fs::read(&disk).unwrap();
+    for b in &mut d[(1 << 20)..(1 << 20) + (900 << 10)] {
+        *b ^= 0x55;
+    }
+    std::fs::write(&disk, &d).unwrap();
+    let most = send(&inc).unwrap();
+    assert_eq!((most.chunks_sent, most.chunks_patched), (1, 0));
+    assert!(most.wire_bytes > 1 << 20, "{}", most.wire_bytes);
     assert_eq!(std::fs::read(&t0).unwrap(), d);
 
     // Verify: clean, then one flipped byte on the target is found.

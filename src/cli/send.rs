@@ -209,10 +209,15 @@ pub fn run(a: SendArgs) -> anyhow::Result<i32> {
     } else {
         let rate = r.bytes as f64 / r.seconds.max(1e-9) / 1e6;
         println!(
-            "task {}: {} chunks sent ({} zero), {} of used data as {} on the wire, {:.1} s, {:.0} MB/s{}",
+            "task {}: {} chunks sent ({} zero{}), {} of used data as {} on the wire, {:.1} s, {:.0} MB/s{}",
             r.task,
             r.chunks_sent,
             r.zero_chunks,
+            if r.chunks_patched > 0 {
+                format!(", {} as patches of what the target held", r.chunks_patched)
+            } else {
+                String::new()
+            },
             human(r.bytes),
             human(r.wire_bytes),
             r.seconds,

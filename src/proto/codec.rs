@@ -58,6 +58,7 @@ pub fn chunk_head(
     Message::Chunk(Chunk {
         header: *header,
         data: Bytes::new(),
+        patch: None,
     })
     .encode_payload(&mut w);
     let len = CHUNK_HEAD - 4 + data_len;

@@ -187,7 +187,47 @@ pub struct ChunkHeader {
 pub struct Chunk {
     pub header: ChunkHeader,
     /// Compressed or raw bytes (empty for `Codec::Zero`), shared with the frame.
+    /// For a patch, only the parts it carries, one after another.
     pub data: Bytes,
+    /// Protocol 2: the chunk travels as a patch of what the target holds
+    /// (message kind 18); `header` still describes the whole chunk.
+    pub patch: Option<PatchMap>,
+}
+
+/// Bytes in a part of a chunk that a receiver asks patches in.
+pub const PART_SIZE: u32 = 16 << 10;
+/// Fewest bytes in a patch part; a chunk has at most [`MAX_PARTS`] parts.
+pub const MIN_PART: u32 = 512;
+pub const MAX_PARTS: usize = 4096;
+
+/// Which fixed-size parts of a chunk a patch carries: part `i` is bytes
+/// `[i * part_size, min((i + 1) * part_size, len))` of the chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchMap {
+    pub part_size: u32,
+    pub present: Vec<bool>,
+}
+
+impl PatchMap {
+    /// Parts of a chunk of `len` bytes.
+    pub fn parts(len: u32, part_size: u32) -> usize {
+        len.div_ceil(part_size.max(1)) as usize
+    }
+
+    /// `(start, end)` of each part carried, in order, for a chunk of `len` bytes.
+    pub fn ranges(&self, len: u32) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let (ps, len) = (self.part_size as usize, len as usize);
+        self.present
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p)
+            .map(move |(i, _)| (i * ps, ((i + 1) * ps).min(len)))
+    }
+
+    /// Bytes of chunk data the patch carries (before compression).
+    pub fn carried(&self, len: u32) -> usize {
+        self.ranges(len).map(|(s, e)| e - s).sum()
+    }
 }
 
 /// A chunk named by place and hash, without data.
@@ -210,6 +250,27 @@ pub struct HashQuery {
 pub struct HashAnswer {
     pub first_seq: u64,
     pub have: Vec<bool>,
+    /// Protocol 2, passes that send data: digests of the parts of what the
+    /// target holds where each lacking chunk goes, so that the source can
+    /// send only the parts that differ (a patch).
+    pub parts: Option<PartDigests>,
+}
+
+/// Part digests of the chunks a receiver lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartDigests {
+    pub part_size: u32,
+    /// Seed of the xxh3-64 digests, drawn per session.
+    pub seed: u64,
+    /// One entry per chunk answered lacking, in query order: the digest of
+    /// each part of the target's bytes there ([`PatchMap::parts`] of them),
+    /// or none when the receiver cannot read them (past a file's end).
+    pub lacking: Vec<Vec<u64>>,
+}
+
+/// The digest of one part (both ends compute it the same way).
+pub fn part_digest(seed: u64, part: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(part, seed)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,6 +346,7 @@ impl Message {
             Message::VersionMismatch(_) => 3,
             Message::Layout(_) => 4,
             Message::LayoutAccepted(_) => 5,
+            Message::Chunk(c) if c.patch.is_some() => 18,
             Message::Chunk(_) => 6,
             Message::HashQuery(_) => 7,
             Message::HashAnswer(_) => 8,
@@ -340,7 +402,11 @@ impl Message {
                     .u64(h.offset)
                     .u32(h.len)
                     .u8(h.codec as u8);
-                w.bytes(&h.hash).u64(h.crc64).bytes(&c.data);
+                w.bytes(&h.hash).u64(h.crc64);
+                if let Some(p) = &c.patch {
+                    w.u32(p.part_size).bytes(&bitmap(&p.present));
+                }
+                w.bytes(&c.data);
             }
             Message::HashQuery(q) => {
                 w.u64(q.first_seq).u32(q.chunks.len() as u32);
@@ -350,11 +416,16 @@ impl Message {
             }
             Message::HashAnswer(a) => {
                 w.u64(a.first_seq).u32(a.have.len() as u32);
-                let mut bits = vec![0u8; a.have.len().div_ceil(8)];
-                for (i, _) in a.have.iter().enumerate().filter(|(_, h)| **h) {
-                    bits[i / 8] |= 1 << (i % 8);
+                w.bytes(&bitmap(&a.have));
+                if let Some(p) = &a.parts {
+                    w.u32(p.part_size).u64(p.seed).u32(p.lacking.len() as u32);
+                    for d in &p.lacking {
+                        w.u32(d.len() as u32);
+                        for x in d {
+                            w.u64(*x);
+                        }
+                    }
                 }
-                w.bytes(&bits);
             }
             Message::Checkpoint { seq } => {
                 w.u64(*seq);
@@ -443,7 +514,7 @@ impl Message {
                 resume_seq: r.u64()?,
                 compare: r.bool()?,
             }),
-            6 => {
+            6 | 18 => {
                 let header = ChunkHeader {
                     seq: r.u64()?,
                     target: r.u32()?,
@@ -453,11 +524,19 @@ impl Message {
                     hash: r.array()?,
                     crc64: r.u64()?,
                 };
+                let patch = if kind == 18 {
+                    Some(read_patch_map(&mut r, &header)?)
+                } else {
+                    None
+                };
                 let at = r.pos();
                 let data = r.rest(payload);
+                let raw = patch
+                    .as_ref()
+                    .map_or(header.len as usize, |p| p.carried(header.len));
                 let ok = match header.codec {
-                    Codec::None => data.len() == header.len as usize,
-                    Codec::Zero => data.is_empty(),
+                    Codec::None => data.len() == raw,
+                    Codec::Zero => data.is_empty() && patch.is_none(),
                     Codec::Zstd => !data.is_empty(),
                 };
                 if !ok {
@@ -469,7 +548,11 @@ impl Message {
                     );
                     return Err(r.invalid_at("chunk data", at, why));
                 }
-                Message::Chunk(Chunk { header, data })
+                Message::Chunk(Chunk {
+                    header,
+                    data,
+                    patch,
+                })
             }
             7 => {
                 let first_seq = r.u64()?;
@@ -488,13 +571,18 @@ impl Message {
             8 => {
                 let first_seq = r.u64()?;
                 let n = r.count("answers", MAX_ITEMS)?;
-                let at = r.pos();
-                let bits = r.take(n.div_ceil(8))?;
-                if n % 8 != 0 && bits[n / 8] >> (n % 8) != 0 {
-                    return Err(r.invalid_at("answer bitmap", at, "padding bits set".into()));
-                }
-                let have = (0..n).map(|i| bits[i / 8] & (1 << (i % 8)) != 0).collect();
-                Message::HashAnswer(HashAnswer { first_seq, have })
+                let have = read_bitmap(&mut r, n, "answer bitmap")?;
+                // Protocol 2 may follow the bitmap with part digests.
+                let parts = if r.pos() < payload.len() {
+                    Some(read_part_digests(&mut r, &have)?)
+                } else {
+                    None
+                };
+                Message::HashAnswer(HashAnswer {
+                    first_seq,
+                    have,
+                    parts,
+                })
             }
             9 => Message::Checkpoint { seq: r.u64()? },
             10 => Message::Ack {
@@ -546,4 +634,72 @@ impl Message {
         r.finish()?;
         Ok(msg)
     }
+}
+
+/// Bits, least significant first, padded with zeros to whole bytes.
+fn bitmap(bits: &[bool]) -> Vec<u8> {
+    let mut out = vec![0u8; bits.len().div_ceil(8)];
+    for (i, _) in bits.iter().enumerate().filter(|(_, b)| **b) {
+        out[i / 8] |= 1 << (i % 8);
+    }
+    out
+}
+
+/// `n` bits written by [`bitmap`]; padding bits must be zero.
+fn read_bitmap(r: &mut Reader, n: usize, what: &'static str) -> Result<Vec<bool>, WireError> {
+    let at = r.pos();
+    let bits = r.take(n.div_ceil(8))?;
+    if !n.is_multiple_of(8) && bits[n / 8] >> (n % 8) != 0 {
+        return Err(r.invalid_at(what, at, "padding bits set".into()));
+    }
+    Ok((0..n).map(|i| bits[i / 8] & (1 << (i % 8)) != 0).collect())
+}
+
+fn read_patch_map(r: &mut Reader, h: &ChunkHeader) -> Result<PatchMap, WireError> {
+    let at = r.pos();
+    let part_size = r.u32()?;
+    let n = PatchMap::parts(h.len, part_size);
+    if part_size < MIN_PART || h.len == 0 || n > MAX_PARTS {
+        let why = format!(
+            "parts of {part_size} bytes for a chunk of {} bytes (at least {MIN_PART} bytes, at most {MAX_PARTS} parts)",
+            h.len
+        );
+        return Err(r.invalid_at("patch part size", at, why));
+    }
+    if h.codec == Codec::Zero {
+        return Err(r.invalid_at("patch codec", at, "a patch cannot be a zero chunk".into()));
+    }
+    let present = read_bitmap(r, n, "patch parts")?;
+    Ok(PatchMap { part_size, present })
+}
+
+fn read_part_digests(r: &mut Reader, have: &[bool]) -> Result<PartDigests, WireError> {
+    let at = r.pos();
+    let part_size = r.u32()?;
+    if part_size < MIN_PART {
+        let why = format!("{part_size} bytes, fewer than {MIN_PART}");
+        return Err(r.invalid_at("part size", at, why));
+    }
+    let seed = r.u64()?;
+    let at = r.pos();
+    let n = r.u32()? as usize;
+    let lacks = have.iter().filter(|h| !**h).count();
+    if n != lacks {
+        let why = format!("{n} entries for {lacks} chunks answered lacking");
+        return Err(r.invalid_at("part digests", at, why));
+    }
+    let mut lacking = Vec::with_capacity(n);
+    for _ in 0..n {
+        let m = r.count("part digests of a chunk", MAX_PARTS)?;
+        let mut d = Vec::with_capacity(m);
+        for _ in 0..m {
+            d.push(r.u64()?);
+        }
+        lacking.push(d);
+    }
+    Ok(PartDigests {
+        part_size,
+        seed,
+        lacking,
+    })
 }

@@ -13,12 +13,17 @@ pub enum Version {
     /// zstd, zero; BLAKE3 or xxh3-128; CRC-64), HashQuery/HashAnswer,
     /// Checkpoint/Ack, Finish/Finished, Error with stable codes.
     V1 = 1,
+    /// 2: patches. A HashAnswer may carry digests of 16 KiB parts of what
+    /// the target holds where each lacking chunk goes; the source then
+    /// sends a chunk as a Patch (kind 18) holding only the parts that
+    /// differ. A receiver sends part digests only in sessions at 2.
+    V2 = 2,
 }
 
 /// Oldest version this build speaks.
 pub const MIN: u16 = Version::V1 as u16;
 /// Newest version this build speaks.
-pub const MAX: u16 = Version::V1 as u16;
+pub const MAX: u16 = Version::V2 as u16;
 
 /// The highest version both ranges share, if any. Version 0 is never valid.
 pub fn negotiate(peer_min: u16, peer_max: u16) -> Option<u16> {

@@ -81,7 +81,7 @@ pub(crate) async fn hello<R, W>(
     r: &mut FrameReader<R>,
     w: &mut W,
     peer: SocketAddr,
-) -> Result<(Hello, u64), Refusal>
+) -> Result<(Hello, u64, u16), Refusal>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -139,5 +139,5 @@ where
         &format!("from {peer} ({}), session {session}", hello.source),
     );
 
-    Ok((hello, session))
+    Ok((hello, session, v))
 }

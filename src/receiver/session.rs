@@ -19,6 +19,7 @@ use super::journal::Journal;
 use super::post::PostPlan;
 use super::server::Receiver;
 use super::tracker::Tracker;
+use super::write::PartSpec;
 use crate::proto::codec::FrameReader;
 use crate::proto::digest;
 use crate::proto::message::*;
@@ -44,7 +45,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let (hello, session) = hello(rx, r, w, peer).await?;
+    let (hello, session, version) = hello(rx, r, w, peer).await?;
 
     // Layout: checks before anything is written; one writing session at a
     // time. A netcheck session sends probe data instead.
@@ -108,6 +109,16 @@ where
     };
     // Chunks may skip ahead (the ones the target holds are not sent).
     let skipping = layout.pass == Pass::Incremental || compare;
+    // Sessions at protocol 2 that send data get part digests with their
+    // hash answers, so that a chunk changed in a few places travels as a
+    // patch of those parts. The seed is drawn per session.
+    let patches = (version >= 2 && skipping && layout.pass != Pass::Verify).then(|| {
+        let n = crate::proto::pairing::nonce();
+        PartSpec {
+            size: PART_SIZE,
+            seed: u64::from_le_bytes(n[..8].try_into().expect("8 bytes")),
+        }
+    });
     // A verify pass changes nothing, not even the journal.
     let persist = layout.pass != Pass::Verify;
     let mut journal = Journal {
@@ -364,14 +375,43 @@ where
                     let known = record.answer(q.first_seq, &q.chunks)?;
                     let unknown: Vec<usize> = (0..q.chunks.len()).filter(|&i| known[i].is_none()).collect();
                     let refs: Vec<ChunkRef> = unknown.iter().map(|&i| q.chunks[i]).collect();
-                    let read = tokio::task::block_in_place(|| rx.holds(&planned, layout.hash, &refs))?;
+                    let read = tokio::task::block_in_place(|| {
+                        rx.examine(&planned, Some(layout.hash), patches, &refs)
+                    })?;
                     let mut have: Vec<bool> = known.iter().map(|k| k.unwrap_or(false)).collect();
+                    // Per chunk of the query: digests of the target's parts
+                    // where it lacks the chunk (sessions that take patches).
+                    let mut parts: Vec<Vec<u64>> = vec![Vec::new(); q.chunks.len()];
                     for (&i, held) in unknown.iter().zip(read) {
-                        have[i] = held;
-                        if held {
+                        have[i] = held.same;
+                        parts[i] = held.parts;
+                        if held.same {
                             record.note(q.first_seq + i as u64, &q.chunks[i].hash)?;
                         }
                     }
+                    // The record knew these lack the chunk: their parts are read here.
+                    let stale: Vec<usize> = (0..q.chunks.len())
+                        .filter(|&i| known[i] == Some(false) && patches.is_some())
+                        .collect();
+                    if !stale.is_empty() {
+                        let refs: Vec<ChunkRef> = stale.iter().map(|&i| q.chunks[i]).collect();
+                        let read = tokio::task::block_in_place(|| {
+                            rx.examine(&planned, None, patches, &refs)
+                        })?;
+                        for (&i, held) in stale.iter().zip(read) {
+                            parts[i] = held.parts;
+                        }
+                    }
+                    let parts = patches.map(|p| PartDigests {
+                        part_size: p.size,
+                        seed: p.seed,
+                        lacking: parts
+                            .into_iter()
+                            .zip(&have)
+                            .filter(|(_, h)| !**h)
+                            .map(|(d, _)| d)
+                            .collect(),
+                    });
                     let hashes: Vec<[u8; 32]> = q.chunks.iter().map(|c| c.hash).collect();
                     tracker.answered(q.first_seq, &have, &hashes, layout.pass == Pass::Verify);
                     let held: Vec<&ChunkRef> =
@@ -394,6 +434,7 @@ where
                         &Message::HashAnswer(HashAnswer {
                             first_seq: q.first_seq,
                             have,
+                            parts,
                         }),
                     )
                     .await?;

@@ -190,4 +190,80 @@ mod tests {
         let want: Vec<bool> = picks.iter().map(|&i| i != 9 && i < 20).collect();
         assert_eq!(have, want);
     }
+
+    #[test]
+    fn patches_lay_parts_over_the_target_and_check_the_whole() {
+        use crate::proto::codec::{MAX_FRAME, decode};
+        use crate::proto::message::{Message, PART_SIZE};
+        use crate::receiver::write::{PartSpec, Scratch};
+        use crate::source::chunk::{Preparer, patch_map};
+        const MIB: usize = 1 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.img");
+        let old: Vec<u8> = (0..MIB).map(|i| (i / 4096 % 251) as u8).collect();
+        std::fs::write(&target, &old).unwrap();
+        // The source changed two bytes, in parts 0 and 40.
+        let mut new = old.clone();
+        new[77] ^= 1;
+        new[40 * PART_SIZE as usize + 3] ^= 1;
+        let rx = Receiver::new(&ReceiveConfig {
+            targets: vec![target.clone()],
+            state_dir: dir.path().join("state"),
+            code: Some("TEST-CODE".into()),
+            name: "test".into(),
+            force: false,
+            max_sessions: 1,
+            roots: Roots::system(),
+        })
+        .unwrap();
+        let mut range = RangeSet::new();
+        range.insert(0, MIB as u64);
+        let planned = vec![range];
+        let chunk = ChunkRef {
+            target: 0,
+            offset: 0,
+            len: MIB as u32,
+            hash: digest::hash(HashAlgo::Blake3, &new),
+        };
+        let spec = PartSpec {
+            size: PART_SIZE,
+            seed: 99,
+        };
+        let held = rx
+            .examine(&planned, Some(HashAlgo::Blake3), Some(spec), &[chunk])
+            .unwrap();
+        assert!(!held[0].same);
+        assert_eq!(held[0].parts.len(), MIB / PART_SIZE as usize);
+        let map = patch_map(Some((spec.size, spec.seed)), &held[0].parts, &new).unwrap();
+        let carried: Vec<usize> = (0..map.present.len()).filter(|&i| map.present[i]).collect();
+        assert_eq!(carried, vec![0, 40]);
+        let mut prep = Preparer::new(1, HashAlgo::Blake3).unwrap();
+        let (_, frame) = prep.patch(0, 0, 0, &new, map).unwrap();
+        assert!(frame.len() < 2 * PART_SIZE as usize);
+        let Some((Message::Chunk(c), _)) = decode(&frame, MAX_FRAME).unwrap() else {
+            panic!("a chunk frame")
+        };
+        let mut scratch = Scratch::new(MIB).unwrap();
+        // The target changed since its answer: refused, nothing written.
+        let mut moved = old.clone();
+        moved[20 * PART_SIZE as usize] ^= 1;
+        std::fs::write(&target, &moved).unwrap();
+        let e = rx
+            .write_chunk(&planned, HashAlgo::Blake3, &c, &mut scratch)
+            .unwrap_err();
+        assert!(
+            e.message.contains("hash mismatch (a patch"),
+            "{}",
+            e.message
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), moved);
+        // As answered: the target becomes the source's chunk.
+        std::fs::write(&target, &old).unwrap();
+        rx.write_chunk(&planned, HashAlgo::Blake3, &c, &mut scratch)
+            .unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), new);
+        // A chunk of zeros never goes as a patch; nor does one without digests.
+        assert!(patch_map(Some((spec.size, spec.seed)), &held[0].parts, &vec![0; MIB]).is_none());
+        assert!(patch_map(Some((spec.size, spec.seed)), &[], &new).is_none());
+    }
 }

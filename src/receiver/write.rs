@@ -38,6 +38,8 @@ pub type Planned = Vec<RangeSet>;
 pub struct Scratch {
     dec: zstd::bulk::Decompressor<'static>,
     buf: AlignedBuf,
+    /// A patch's parts, decompressed (grown on the first patch).
+    parts: Vec<u8>,
 }
 
 impl Scratch {
@@ -46,8 +48,63 @@ impl Scratch {
         Ok(Scratch {
             dec: zstd::bulk::Decompressor::new()?,
             buf: AlignedBuf::new(chunk_size),
+            parts: Vec::new(),
         })
     }
+}
+
+/// Part digests asked of [`Receiver::examine`]: parts of `size` bytes,
+/// xxh3-64 with `seed`.
+#[derive(Debug, Clone, Copy)]
+pub struct PartSpec {
+    pub size: u32,
+    pub seed: u64,
+}
+
+/// What the target holds where a chunk goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Bytes with the chunk's hash.
+    pub same: bool,
+    /// When not the same and part digests were asked: the digest of each
+    /// part of the target's bytes; empty past a target file's end.
+    pub parts: Vec<u64>,
+}
+
+/// Decompress `data` (of `codec`) into exactly `out`; `what` names the chunk.
+fn unpack(
+    dec: &mut zstd::bulk::Decompressor<'static>,
+    codec: Codec,
+    data: &[u8],
+    out: &mut [u8],
+    what: &dyn Fn() -> String,
+) -> Result<(), Refusal> {
+    match codec {
+        // The decoder checked that raw data is exactly the declared length.
+        Codec::None => out.copy_from_slice(data),
+        Codec::Zero => out.fill(0),
+        Codec::Zstd => {
+            // The destination holds exactly the declared length: more
+            // is an error from zstd, less is caught below.
+            let n = dec.decompress_to_buffer(data, out).map_err(|e| {
+                refuse(
+                    ErrorCode::DecompressBound,
+                    format!(
+                        "{}: does not decompress to at most {} bytes: {e}",
+                        what(),
+                        out.len()
+                    ),
+                )
+            })?;
+            if n != out.len() {
+                return Err(refuse(
+                    ErrorCode::DecompressBound,
+                    format!("{}: {n} bytes, declared {}", what(), out.len()),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Receiver {
@@ -156,40 +213,40 @@ impl Receiver {
         // The chunk's bytes land in the reused aligned buffer (decompressed
         // straight into it), are hashed there and written from there with
         // O_DIRECT: no allocation and no copy per chunk.
-        let Scratch { dec, buf } = scratch;
+        let Scratch { dec, buf, parts } = scratch;
         if buf.len() < h.len as usize {
             *buf = AlignedBuf::new(h.len as usize);
         }
         let data = &mut buf.as_mut()[..h.len as usize];
-        match h.codec {
-            // The decoder checked that raw data is exactly `len` bytes.
-            Codec::None => data.copy_from_slice(&c.data),
-            Codec::Zero => data.fill(0),
-            Codec::Zstd => {
-                // The destination holds exactly the declared length: more
-                // is an error from zstd, less is caught below.
-                let out = dec.decompress_to_buffer(&c.data, data).map_err(|e| {
-                    refuse(
-                        ErrorCode::DecompressBound,
-                        format!(
-                            "chunk {}: does not decompress to at most {} bytes: {e}",
-                            h.seq, h.len
-                        ),
-                    )
-                })?;
-                if out != h.len as usize {
-                    return Err(refuse(
-                        ErrorCode::DecompressBound,
-                        format!("chunk {}: {} bytes, declared {}", h.seq, out, h.len),
-                    ));
+        let what = || format!("chunk {}", h.seq);
+        match &c.patch {
+            None => unpack(dec, h.codec, &c.data, data, &what)?,
+            // A patch: what the target holds there, with the parts carried
+            // laid over it; the whole is then checked like any chunk.
+            Some(p) => {
+                let target = &self.targets[t];
+                target
+                    .read_at(data, h.offset)
+                    .map_err(|e| read_failed(target, h.offset, e))?;
+                parts.resize(p.carried(h.len), 0);
+                unpack(dec, h.codec, &c.data, parts, &what)?;
+                let mut at = 0;
+                for (start, end) in p.ranges(h.len) {
+                    data[start..end].copy_from_slice(&parts[at..at + end - start]);
+                    at += end - start;
                 }
             }
         }
         if digest::hash(algo, data) != h.hash {
+            let patched = if c.patch.is_some() {
+                " (a patch: the target changed since it answered)"
+            } else {
+                ""
+            };
             return Err(refuse(
                 ErrorCode::HashMismatch,
                 format!(
-                    "chunk {} at {} on target {t}: hash mismatch; nothing written",
+                    "chunk {} at {} on target {t}: hash mismatch{patched}; nothing written",
                     h.seq, h.offset
                 ),
             ));
@@ -215,6 +272,20 @@ impl Receiver {
         algo: HashAlgo,
         chunks: &[ChunkRef],
     ) -> Result<Vec<bool>, Refusal> {
+        let held = self.examine(planned, Some(algo), None, chunks)?;
+        Ok(held.into_iter().map(|h| h.same).collect())
+    }
+
+    /// What the target holds where each chunk goes: whether it is the
+    /// chunk (when `algo` is given) and, where it is not, the digests of its
+    /// parts (when `parts` is given).
+    pub fn examine(
+        &self,
+        planned: &Planned,
+        algo: Option<HashAlgo>,
+        parts: Option<PartSpec>,
+        chunks: &[ChunkRef],
+    ) -> Result<Vec<Held>, Refusal> {
         // Reads and hashes on a few threads (a batch is up to 64 MiB): the
         // source waits for the answer.
         let threads = std::thread::available_parallelism()
@@ -222,24 +293,25 @@ impl Receiver {
             .clamp(1, 4);
         let per = chunks.len().div_ceil(threads).max(1);
         std::thread::scope(|s| {
-            let parts: Vec<_> = chunks
+            let all: Vec<_> = chunks
                 .chunks(per)
-                .map(|part| s.spawn(move || self.holds_part(planned, algo, part)))
+                .map(|part| s.spawn(move || self.examine_part(planned, algo, parts, part)))
                 .collect();
             let mut out = Vec::with_capacity(chunks.len());
-            for p in parts {
+            for p in all {
                 out.extend(p.join().expect("a hashing thread panicked")?);
             }
             Ok(out)
         })
     }
 
-    fn holds_part(
+    fn examine_part(
         &self,
         planned: &Planned,
-        algo: HashAlgo,
+        algo: Option<HashAlgo>,
+        spec: Option<PartSpec>,
         chunks: &[ChunkRef],
-    ) -> Result<Vec<bool>, Refusal> {
+    ) -> Result<Vec<Held>, Refusal> {
         for c in chunks {
             let (t, len) = (c.target as usize, c.len as u64);
             if !within_plan(planned, t, c.offset, len) || len == 0 {
@@ -252,13 +324,31 @@ impl Receiver {
                 ));
             }
         }
+        let look = |c: &ChunkRef, bytes: Option<&[u8]>| -> Held {
+            let Some(bytes) = bytes else {
+                return Held::default();
+            };
+            if algo.is_some_and(|a| digest::hash(a, bytes) == c.hash) {
+                return Held {
+                    same: true,
+                    parts: Vec::new(),
+                };
+            }
+            let parts = spec.map_or_else(Vec::new, |p| {
+                bytes
+                    .chunks(p.size as usize)
+                    .map(|part| part_digest(p.seed, part))
+                    .collect()
+            });
+            Held { same: false, parts }
+        };
         // Neighbouring chunks are read with one I/O of up to HOLDS_READ_MAX
         // into one aligned buffer (O_DIRECT: no page-cache fill and copy
         // per byte), and hashed as slices of it.
         let most = chunks.iter().map(|c| c.len as usize).max().unwrap_or(0);
         let total: usize = chunks.iter().map(|c| c.len as usize).sum();
         let mut scratch = AlignedBuf::new(total.min(HOLDS_READ_MAX).max(most));
-        let mut have = Vec::with_capacity(chunks.len());
+        let mut held = Vec::with_capacity(chunks.len());
         let mut i = 0;
         while i < chunks.len() {
             let (t, start) = (chunks[i].target, chunks[i].offset);
@@ -275,18 +365,20 @@ impl Receiver {
             let target = &self.targets[t as usize];
             let buf = &mut scratch.as_mut()[..(end - start) as usize];
             match target.read_at(buf, start) {
-                Ok(()) => have.extend(chunks[i..j].iter().map(|c| {
+                Ok(()) => held.extend(chunks[i..j].iter().map(|c| {
                     let at = (c.offset - start) as usize;
-                    digest::hash(algo, &buf[at..at + c.len as usize]) == c.hash
+                    look(c, Some(&buf[at..at + c.len as usize]))
                 })),
                 // Past the end of a target file: chunk by chunk, so that
                 // those before the end still count.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     for c in &chunks[i..j] {
                         let one = &mut buf[..c.len as usize];
-                        have.push(match target.read_at(one, c.offset) {
-                            Ok(()) => digest::hash(algo, one) == c.hash,
-                            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => false,
+                        held.push(match target.read_at(one, c.offset) {
+                            Ok(()) => look(c, Some(one)),
+                            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                                look(c, None)
+                            }
                             Err(e) => return Err(read_failed(target, c.offset, e)),
                         });
                     }
@@ -295,7 +387,7 @@ impl Receiver {
             }
             i = j;
         }
-        Ok(have)
+        Ok(held)
     }
 
     /// fdatasync every target.

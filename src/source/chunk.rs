@@ -9,9 +9,9 @@
 use bytes::Bytes;
 
 use crate::layout::ranges::RangeSet;
-use crate::proto::codec::{CHUNK_HEAD, MAX_FRAME, chunk_head};
+use crate::proto::codec::{CHUNK_HEAD, MAX_FRAME, chunk_head, encode};
 use crate::proto::digest;
-use crate::proto::message::{ChunkHeader, Codec, HashAlgo};
+use crate::proto::message::{Chunk, ChunkHeader, Codec, HashAlgo, Message, PatchMap, part_digest};
 
 /// Default chunk size: the unit of transfer and hashing.
 pub const CHUNK_SIZE: u64 = 1 << 20;
@@ -81,6 +81,7 @@ impl Preparer {
                 crc64,
             },
             data: payload,
+            patch: None,
         })
     }
 }
@@ -134,6 +135,72 @@ impl Preparer {
         // from reusing it for the next frame, and fresh pages fault in.
         Ok((header, Bytes::from(buf)))
     }
+}
+
+impl Preparer {
+    /// The frame of a patch: `data`'s hash and CRC as for the whole chunk,
+    /// and only the parts `map` marks, compressed together when that
+    /// shrinks them.
+    pub fn patch(
+        &mut self,
+        seq: u64,
+        target: u32,
+        offset: u64,
+        data: &[u8],
+        map: PatchMap,
+    ) -> std::io::Result<(ChunkHeader, Bytes)> {
+        let len = data.len() as u32;
+        let mut raw = Vec::with_capacity(map.carried(len));
+        for (start, end) in map.ranges(len) {
+            raw.extend_from_slice(&data[start..end]);
+        }
+        let packed = if raw.is_empty() {
+            None
+        } else {
+            Some(self.compressor.compress(&raw)?)
+        };
+        let (codec, payload) = match packed {
+            Some(p) if p.len() < raw.len() => (Codec::Zstd, p),
+            _ => (Codec::None, raw),
+        };
+        let header = ChunkHeader {
+            seq,
+            target,
+            offset,
+            len,
+            codec,
+            hash: digest::hash(self.algo, data),
+            crc64: digest::crc64(data),
+        };
+        let chunk = Chunk {
+            header,
+            data: Bytes::from(payload),
+            patch: Some(map),
+        };
+        let frame = encode(&Message::Chunk(chunk), MAX_FRAME).map_err(std::io::Error::other)?;
+        Ok((header, frame))
+    }
+}
+
+/// Which parts of `data` differ from what the receiver holds (`theirs`:
+/// its digests of parts of `spec.0` bytes, seeded with `spec.1`), when
+/// sending only those saves enough to be worth a patch: at most three
+/// quarters of the chunk, and never for a chunk of zeros (that travels as
+/// nothing at all).
+pub fn patch_map(spec: Option<(u32, u64)>, theirs: &[u64], data: &[u8]) -> Option<PatchMap> {
+    let (part_size, seed) = spec?;
+    let len = data.len() as u32;
+    if theirs.is_empty() || theirs.len() != PatchMap::parts(len, part_size) || digest::is_zero(data)
+    {
+        return None;
+    }
+    let present = data
+        .chunks(part_size as usize)
+        .zip(theirs)
+        .map(|(part, t)| part_digest(seed, part) != *t)
+        .collect();
+    let map = PatchMap { part_size, present };
+    (map.carried(len) * 4 <= data.len() * 3).then_some(map)
 }
 
 #[cfg(test)]

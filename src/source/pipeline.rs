@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::chunk::{CHUNK_SIZE, Preparer, pieces};
+use super::chunk::{CHUNK_SIZE, Preparer, patch_map, pieces};
 use super::rate::Pacer;
 use super::send::SendConfig;
 use super::volumes::SourceVolume;
@@ -329,18 +329,34 @@ pub(super) struct Reframed {
     pub(super) volume: u32,
     pub(super) len: u32,
     pub(super) zero: bool,
+    /// Sent as a patch of the parts that differ.
+    pub(super) patched: bool,
     pub(super) frame: Bytes,
 }
 
-/// Read and frame again the chunks (seq, volume, offset in it, place and
-/// hash) that a comparison pass found the receiver lacks: their bytes were
-/// hashed and let go. Several at a time, because each read waits behind
-/// the pass's own reads in the disk's queue. In the order given.
+/// A chunk the receiver lacks: its sequence number, volume (index), offset
+/// in the volume, place and hash, and the receiver's digests of the parts
+/// it holds there (empty: unknown).
+pub(super) struct Lack {
+    pub(super) seq: u64,
+    pub(super) volume: usize,
+    pub(super) offset: u64,
+    pub(super) chunk: ChunkRef,
+    pub(super) parts: Vec<u64>,
+}
+
+/// Read and frame again the chunks that a comparison pass found the
+/// receiver lacks: their bytes were hashed and let go. A chunk whose part
+/// digests came with the answer (`spec`: part size and seed) goes as a
+/// patch of the parts that differ when that saves enough. Several at a
+/// time, because each read waits behind the pass's own reads in the disk's
+/// queue. In the order given.
 pub(super) fn reframe(
     volumes: &[SourceVolume],
     level: i32,
     algo: HashAlgo,
-    wanted: &[(u64, usize, u64, ChunkRef)],
+    spec: Option<(u32, u64)>,
+    wanted: &[Lack],
 ) -> Result<Vec<Reframed>, String> {
     let threads = wanted.len().min(FRAMING.readers);
     let mut done: Vec<(usize, Reframed)> = std::thread::scope(|scope| {
@@ -350,23 +366,27 @@ pub(super) fn reframe(
                     let mut prep = Preparer::new(level, algo).map_err(|e| format!("zstd: {e}"))?;
                     let mut buf = AlignedBuf::new(CHUNK_SIZE as usize);
                     let mut out = Vec::new();
-                    for (i, &(seq, vi, offset, c)) in
-                        wanted.iter().enumerate().skip(t).step_by(threads)
-                    {
-                        let v = &volumes[vi];
+                    for (i, w) in wanted.iter().enumerate().skip(t).step_by(threads) {
+                        let (seq, offset, c) = (w.seq, w.offset, w.chunk);
+                        let v = &volumes[w.volume];
                         let data = &mut buf.as_mut()[..c.len as usize];
                         v.reader
                             .read_exact_at(data, offset)
                             .map_err(|e| format!("reading {} at byte {offset}: {e}", v.name))?;
-                        let (header, frame) = prep
-                            .frame(seq, c.target, c.offset, data)
-                            .map_err(|e| format!("compressing chunk {seq}: {e}"))?;
+                        let map = patch_map(spec, &w.parts, data);
+                        let patched = map.is_some();
+                        let (header, frame) = match map {
+                            Some(map) => prep.patch(seq, c.target, c.offset, data, map),
+                            None => prep.frame(seq, c.target, c.offset, data),
+                        }
+                        .map_err(|e| format!("compressing chunk {seq}: {e}"))?;
                         out.push((
                             i,
                             Reframed {
-                                volume: vi as u32,
+                                volume: w.volume as u32,
                                 len: c.len,
                                 zero: header.codec == Codec::Zero,
+                                patched,
                                 frame,
                             },
                         ));

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::chunk::CHUNK_SIZE;
 use super::link::{Link, TlsRead, TlsWrite, connect, refusal};
-use super::pipeline::{Item, Reframed, reframe, start_pipeline};
+use super::pipeline::{Item, Lack, Reframed, reframe, start_pipeline};
 use super::rate::{Pacer, RateLimit};
 use super::record;
 use super::streams;
@@ -108,6 +108,9 @@ pub struct SendReport {
     pub bytes: u64,
     /// Bytes of chunk data on the wire (after compression).
     pub wire_bytes: u64,
+    /// Of the chunks sent, those sent as patches of the parts that differ
+    /// from what the target held (comparison passes, protocol 2).
+    pub chunks_patched: u64,
     /// Comparison passes: chunks whose hashes were compared.
     pub compared: u64,
     /// Verify pass: chunks the target does not hold as the source has them.
@@ -478,7 +481,7 @@ async fn compare_pass(
         }
         while asked.len() >= QUERIES_IN_FLIGHT || (done && !asked.is_empty()) {
             let b = asked.pop_front().expect("a query is outstanding");
-            let have = loop {
+            let answer = loop {
                 match r.next().await? {
                     Some(Message::Ack { .. }) => continue,
                     Some(Message::Control(c)) => {
@@ -488,7 +491,7 @@ async fn compare_pass(
                     Some(Message::HashAnswer(a))
                         if a.have.len() == b.len() && a.first_seq == b[0].0 =>
                     {
-                        break a.have;
+                        break a;
                     }
                     Some(Message::Error(e)) => return Err(refusal(&e)),
                     other => bail!("unexpected reply to a hash query: {other:?}"),
@@ -497,26 +500,54 @@ async fn compare_pass(
             report.compared += b.len() as u64;
             figures(cfg, report, false);
             stop_requested(cfg, w, next_seq).await?;
+            // Protocol 2: digests of the receiver's parts where it lacks a
+            // chunk (the decoder checked there is one entry per such chunk).
+            let spec = answer.parts.as_ref().map(|p| (p.part_size, p.seed));
+            let mut theirs = answer
+                .parts
+                .map(|p| p.lacking)
+                .unwrap_or_default()
+                .into_iter();
             let mut lacking = Vec::new();
-            for ((seq, vi, offset, c), held) in b.into_iter().zip(have) {
+            for ((seq, vi, offset, c), held) in b.into_iter().zip(answer.have) {
                 next_seq = seq + 1;
                 if held {
                     report.tally.held(vi, c.len);
-                } else if cfg.pass == Pass::Verify {
+                    continue;
+                }
+                let parts = theirs.next().unwrap_or_default();
+                if let Some((size, _)) = spec
+                    && !parts.is_empty()
+                    && parts.len() != PatchMap::parts(c.len, size)
+                {
+                    bail!(
+                        "the receiver's answer gives {} part digests for chunk {seq}, which has {} parts",
+                        parts.len(),
+                        PatchMap::parts(c.len, size)
+                    );
+                }
+                if cfg.pass == Pass::Verify {
                     report.mismatches.push(Mismatch {
                         volume: volumes[vi].name.clone(),
                         offset,
                         len: c.len,
                     });
                 } else {
-                    lacking.push((seq, vi, offset, c));
+                    lacking.push(Lack {
+                        seq,
+                        volume: vi,
+                        offset,
+                        chunk: c,
+                        parts,
+                    });
                 }
             }
-            if let Some(&(first, ..)) = lacking.first() {
+            if let Some(first) = lacking.first().map(|l| l.seq) {
                 // Read again and framed off this task, while the pass goes on.
                 let (vols, level, algo) = (volumes.clone(), cfg.level, cfg.hash);
-                let job =
-                    tokio::task::spawn_blocking(move || reframe(&vols, level, algo, &lacking));
+                let job = tokio::task::spawn_blocking(move || {
+                    reframe(&vols, level, algo, spec, &lacking)
+                });
                 resends.push_back((first, job));
             }
             let keep = if done { 0 } else { RESENDS_IN_FLIGHT };
@@ -588,6 +619,7 @@ async fn send_reframed(
                 zero: f.zero,
             };
             send_frame(Out::Primary(w), &f.frame, covers, &cfg.rate, pacer, report).await?;
+            report.chunks_patched += f.patched as u64;
             sent += f.len as u64;
         }
     }

@@ -54,6 +54,7 @@ fn samples() -> Vec<Message> {
                 crc64: 0xdead_beef,
             },
             data: Bytes::from_static(b"compressed bytes"),
+            patch: None,
         }),
         Message::Chunk(Chunk {
             header: ChunkHeader {
@@ -66,6 +67,24 @@ fn samples() -> Vec<Message> {
                 crc64: 0,
             },
             data: Bytes::new(),
+            patch: None,
+        }),
+        // A patch carrying parts 0 and 2 (of 16 KiB; the last is short).
+        Message::Chunk(Chunk {
+            header: ChunkHeader {
+                seq: 5,
+                target: 0,
+                offset: 2 << 20,
+                len: (32 << 10) + 100,
+                codec: Codec::None,
+                hash,
+                crc64: 1,
+            },
+            data: Bytes::from(vec![9u8; (16 << 10) + 100]),
+            patch: Some(PatchMap {
+                part_size: 16 << 10,
+                present: vec![true, false, true],
+            }),
         }),
         Message::HashQuery(HashQuery {
             first_seq: 10,
@@ -82,6 +101,16 @@ fn samples() -> Vec<Message> {
         Message::HashAnswer(HashAnswer {
             first_seq: 10,
             have: vec![true, false, true, true, false, false, false, false, true],
+            parts: None,
+        }),
+        Message::HashAnswer(HashAnswer {
+            first_seq: 11,
+            have: vec![true, false, false],
+            parts: Some(PartDigests {
+                part_size: 16 << 10,
+                seed: 77,
+                lacking: vec![vec![1, 2, 3], vec![]],
+            }),
         }),
         Message::Checkpoint { seq: 100 },
         Message::Ack {
@@ -153,6 +182,9 @@ async fn frame_reader_survives_cancellation() {
 fn chunk_heads_match_encode() {
     for m in samples() {
         let Message::Chunk(c) = &m else { continue };
+        if c.patch.is_some() {
+            continue;
+        }
         let f = encode(&m, MAX_FRAME).unwrap();
         let head = chunk_head(&c.header, c.data.len(), MAX_FRAME).unwrap();
         assert_eq!(&f[..CHUNK_HEAD], &head[..]);
@@ -222,6 +254,7 @@ fn oversized_and_empty_frames_are_refused() {
             crc64: 0,
         },
         data: Bytes::from(vec![0u8; 1000]),
+        patch: None,
     });
     assert!(matches!(
         encode(&big, 512),
@@ -284,6 +317,7 @@ fn oversized_and_empty_frames_are_refused() {
             crc64: 0,
         },
         data: Bytes::from_static(b"8 bytes!"),
+        patch: None,
     })
     .encode_payload(&mut w);
     let mut p = w.0.to_vec();
@@ -379,13 +413,18 @@ fn arb_message() -> impl Strategy<Value = Message> {
                         crc64,
                     },
                     data: Bytes::from(data),
+                    patch: None,
                 })
             }),
         (
             any::<u64>(),
             proptest::collection::vec(any::<bool>(), 0..100)
         )
-            .prop_map(|(first_seq, have)| Message::HashAnswer(HashAnswer { first_seq, have })),
+            .prop_map(|(first_seq, have)| Message::HashAnswer(HashAnswer {
+                first_seq,
+                have,
+                parts: None
+            })),
         (1u16.., ".{0,100}").prop_map(|(c, message)| Message::Error(ErrorMsg {
             code: ErrorCode::from_u16(c).unwrap(),
             message
@@ -443,4 +482,82 @@ proptest! {
     fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = decode(&Bytes::from(b), MAX_FRAME);
     }
+}
+
+#[test]
+fn patches_and_part_digests_are_checked() {
+    let header = ChunkHeader {
+        seq: 1,
+        target: 0,
+        offset: 0,
+        len: 40 << 10,
+        codec: Codec::None,
+        hash: [3; 32],
+        crc64: 0,
+    };
+    let patch = |h: ChunkHeader, part_size: u32, present: Vec<bool>, data: Vec<u8>| {
+        encode(
+            &Message::Chunk(Chunk {
+                header: h,
+                data: Bytes::from(data),
+                patch: Some(PatchMap { part_size, present }),
+            }),
+            MAX_FRAME,
+        )
+        .unwrap()
+    };
+    let refused = |f: &Bytes, what: &str| {
+        let e = decode(f, MAX_FRAME).expect_err(what).to_string();
+        assert!(e.contains(what), "{e}");
+    };
+    // Parts 1 and 2 of three: 16 KiB and the last 8 KiB.
+    let good = patch(header, 16 << 10, vec![false, true, true], vec![1; 24 << 10]);
+    let (m, _) = decode(&good, MAX_FRAME).unwrap().unwrap();
+    let Message::Chunk(c) = m else { panic!() };
+    assert_eq!(c.patch.as_ref().unwrap().carried(c.header.len), 24 << 10);
+    assert_eq!(
+        c.patch.unwrap().ranges(40 << 10).collect::<Vec<_>>(),
+        vec![(16 << 10, 32 << 10), (32 << 10, 40 << 10)]
+    );
+    // Raw parts must be exactly the bytes the map carries.
+    refused(
+        &patch(header, 16 << 10, vec![false, true, true], vec![1; 16 << 10]),
+        "chunk data",
+    );
+    // Parts too small, too many, or a zero codec.
+    refused(
+        &patch(header, 100, vec![true; 410], vec![1; 40 << 10]),
+        "patch part size",
+    );
+    let zero = ChunkHeader {
+        codec: Codec::Zero,
+        ..header
+    };
+    refused(
+        &patch(zero, 16 << 10, vec![false; 3], vec![]),
+        "patch codec",
+    );
+    // The part bitmap is canonical: padding bits clear.
+    let mut bad = good.to_vec();
+    bad[CHUNK_HEAD + 4] |= 0x80;
+    refused(&Bytes::from(bad), "patch parts");
+    // Part digests: one entry per chunk answered lacking.
+    let answer = |lacking: Vec<Vec<u64>>, part_size: u32| {
+        encode(
+            &Message::HashAnswer(HashAnswer {
+                first_seq: 0,
+                have: vec![false, true, false],
+                parts: Some(PartDigests {
+                    part_size,
+                    seed: 1,
+                    lacking,
+                }),
+            }),
+            MAX_FRAME,
+        )
+        .unwrap()
+    };
+    assert!(decode(&answer(vec![vec![1], vec![]], 16 << 10), MAX_FRAME).is_ok());
+    refused(&answer(vec![vec![1]], 16 << 10), "part digests");
+    refused(&answer(vec![vec![], vec![]], 8), "part size");
 }
