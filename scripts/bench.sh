@@ -12,7 +12,8 @@
 # Transfer: the reference disk (4 GiB raw, GPT, one ext4 partition about 40%
 # full of real files from /usr plus random data, the rest never written) is
 # moved over 127.0.0.1 three times each by `ferry send`/`ferry receive` (TLS),
-# by `dd bs=4M | zstd -1 -T2 | nc` into `nc -l | zstd -d | dd`, and by
+# by `dd bs=4M | zstd -1 -T2 | nc` into `nc -l | zstd -d | dd` (and, for
+# context, the same with the receiving dd syncing its target), and by
 # `partclone.ext4 -c | zstd -1 -T2 | nc` restored with `partclone.ext4 -r`;
 # then, three times, another 1% of the files change and an incremental ferry
 # pass (caches dropped) is compared with `rsync --inplace --no-whole-file` of
@@ -131,7 +132,7 @@ bench_transfer() {
             --json "${@:3}" "$src" > "$2"
         pkill -INT -f "ferry receive --target $work/tgt.img"; wait $rxpid || true
     }
-    declare -a f_wall f_cpu f_rss_s f_rss_r f_wire d_wall d_cpu d_wire p_wall p_cpu p_wire
+    declare -a f_wall f_cpu f_rss_s f_rss_r f_wire d_wall d_cpu d_wire s_wall p_wall p_cpu p_wire
     for i in 1 2 3; do
         # ferry: receiver and sender each under /usr/bin/time.
         rm -rf "$work/state" "$work/tgt.img"
@@ -151,6 +152,19 @@ bench_transfer() {
         wait $ncpid || true
         read -r w u s m < "$work/dd.time"
         d_wall+=("$w"); d_cpu+=("$(echo "$u + $s" | bc)"); d_wire+=("$(cat "$work/dd.wire")")
+
+        # The same pipeline with a durable target, for context: the receiving
+        # dd syncs (conv=fsync) and the time runs until it is done, as
+        # ferry's includes its checkpoints' fdatasync and the read-back.
+        rm -f "$work/dd.img"
+        (nc -l 127.0.0.1 $((port + 3)) | zstd -d -q | dd of="$work/dd.img" bs=4M conv=fsync status=none) &
+        ncpid=$!
+        sleep 0.3; sync; echo 3 > /proc/sys/vm/drop_caches
+        local t0; t0=$(date +%s.%N)
+        bash -c "dd if='$src' bs=4M status=none | zstd -1 -T2 -q | nc -N 127.0.0.1 $((port + 3))"
+        wait $ncpid || true
+        s_wall+=("$(echo "$(date +%s.%N) - $t0" | bc)")
+        rm -f "$work/dd.img"
 
         # partclone | zstd | nc, restored with partclone -r
         rm -f "$work/pc.img"; truncate -s 4G "$work/pc.img"
@@ -178,13 +192,17 @@ bench_transfer() {
         "$(printf '%.2f' "$(echo "$fw / $dw" | bc -l)")"
     row "partclone | zstd | nc" "$pw" "$(printf '%s\n' "${p_cpu[@]}" | median)" "$(printf '%s\n' "${p_wire[@]}" | median)" \
         "$(printf '%.2f' "$(echo "$fw / $pw" | bc -l)")"
+    local sw; sw=$(printf '%s\n' "${s_wall[@]}" | median)
+    printf '%-26s %8.2f %9s %9s %10s %12s %10s\n' "  the same, target synced" "$sw" "" "" "" "" \
+        "$(printf '%.2f' "$(echo "$fw / $sw" | bc -l)")"
+    echo "runs, wall s: ferry ${f_wall[*]}; dd ${d_wall[*]}; dd synced ${s_wall[*]}; partclone ${p_wall[*]}"
     echo "peak RSS: ferry send $(( $(printf '%s\n' "${f_rss_s[@]}" | sort -n | tail -1) >> 10 )) MiB, ferry receive $(( $(printf '%s\n' "${f_rss_r[@]}" | sort -n | tail -1) >> 10 )) MiB"
     echo "CPU s per used GB (ferry, both ends): $(printf '%.2f' "$(echo "$(printf '%s\n' "${f_cpu[@]}" | median) / ($used / 1000000000)" | bc -l)")"
 
     echo
     echo "== incremental: three rounds, each changing another 1% of the files, then ferry --pass incremental vs rsync"
     cp --sparse=always "$work/tgt.img" "$work/rsync.img"
-    declare -a i_wall i_wire i_rss_s i_rss_r r_wall r_wire
+    declare -a i_wall i_wire i_rss_s i_rss_r r_wall r_wire i_ratio
     # The files are taken in order, a fresh 1% each round.
     local -a files
     lo=$(losetup -f --show -o $((2048 * 512)) "$src"); LOOPS+=("$lo")
@@ -209,6 +227,8 @@ bench_transfer() {
         local w m; read -r w _ _ m < "$work/inc.time"; i_wall+=("$w"); i_rss_s+=("$m")
         read -r _ _ _ m < "$work/rx.time"; i_rss_r+=("$m")
         i_wire+=("$(jq .wire_bytes "$work/inc.json")")
+        i_ratio+=("$(echo "${i_wire[-1]} / $changed" | bc -l)")
+        echo "round $round: $(jq .chunks_sent "$work/inc.json") chunks sent, $(jq .chunks_patched "$work/inc.json") as patches"
         cmp "$src" "$work/tgt.img" && echo "round $round: incremental target equals the source"
         sync; echo 3 > /proc/sys/vm/drop_caches
         timed "$work/rs.time" rsync --inplace --no-whole-file --stats "$src" "$work/rsync.img" > "$work/rs.out"
@@ -221,6 +241,7 @@ bench_transfer() {
     printf '%-26s %8s %14s\n' "incremental, median of 3" "wall s" "bytes on wire"
     printf '%-26s %8.2f %14d\n' "ferry --pass incremental" "$iw" "$(printf '%s\n' "${i_wire[@]}" | median)"
     printf '%-26s %8.2f %14d\n' "rsync --no-whole-file" "$rw" "$(printf '%s\n' "${r_wire[@]}" | median)"
+    echo "ferry bytes on the wire per byte of files rewritten: $(printf '%.2f' "$(printf '%s\n' "${i_ratio[@]}" | median)") (median of the rounds; the new contents are random)"
     echo "peak RSS (incremental): ferry send $(( $(printf '%s\n' "${i_rss_s[@]}" | sort -n | tail -1) >> 10 )) MiB, ferry receive $(( $(printf '%s\n' "${i_rss_r[@]}" | sort -n | tail -1) >> 10 )) MiB"
     echo "ferry incremental / ferry full: $(printf '%.2f' "$(echo "$iw / $fw" | bc -l)") (target <= 0.25)"
     echo "ferry full / dd pipeline: $(printf '%.2f' "$(echo "$fw / $dw" | bc -l)") (target <= 0.50)"

@@ -194,8 +194,9 @@ pub struct Chunk {
     pub patch: Option<PatchMap>,
 }
 
-/// Bytes in a part of a chunk that a receiver asks patches in.
-pub const PART_SIZE: u32 = 16 << 10;
+/// Bytes in a part of a chunk that a receiver asks patches in: the usual
+/// filesystem block, so that scattered block writes travel as themselves.
+pub const PART_SIZE: u32 = 4 << 10;
 /// Fewest bytes in a patch part; a chunk has at most [`MAX_PARTS`] parts.
 pub const MIN_PART: u32 = 512;
 pub const MAX_PARTS: usize = 4096;

@@ -13,7 +13,7 @@ pub enum Version {
     /// zstd, zero; BLAKE3 or xxh3-128; CRC-64), HashQuery/HashAnswer,
     /// Checkpoint/Ack, Finish/Finished, Error with stable codes.
     V1 = 1,
-    /// 2: patches. A HashAnswer may carry digests of 16 KiB parts of what
+    /// 2: patches. A HashAnswer may carry digests of 4 KiB parts of what
     /// the target holds where each lacking chunk goes; the source then
     /// sends a chunk as a Patch (kind 18) holding only the parts that
     /// differ. A receiver sends part digests only in sessions at 2.
