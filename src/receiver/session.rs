@@ -395,11 +395,22 @@ where
                         .collect();
                     if !stale.is_empty() {
                         let refs: Vec<ChunkRef> = stale.iter().map(|&i| q.chunks[i]).collect();
-                        let read = tokio::task::block_in_place(|| {
+                        // Only an offer: a target that cannot be read here
+                        // gets its chunks whole (and the write will tell).
+                        match tokio::task::block_in_place(|| {
                             rx.examine(&planned, None, patches, &refs)
-                        })?;
-                        for (&i, held) in stale.iter().zip(read) {
-                            parts[i] = held.parts;
+                        }) {
+                            Ok(read) => {
+                                for (&i, held) in stale.iter().zip(read) {
+                                    parts[i] = held.parts;
+                                }
+                            }
+                            Err(e) => events::log(
+                                &rx.state_dir,
+                                task,
+                                "task-notice",
+                                &format!("no part digests for chunks from {}: {}", q.first_seq, e.message),
+                            ),
                         }
                     }
                     let parts = patches.map(|p| PartDigests {
