@@ -689,7 +689,7 @@ fn read_part_digests(r: &mut Reader, have: &[bool]) -> Result<PartDigests, WireE
         let why = format!("{n} entries for {lacks} chunks answered lacking");
         return Err(r.invalid_at("part digests", at, why));
     }
-    let mut lacking = Vec::with_capacity(n);
+    let mut lacking = Vec::with_capacity(n.min(4096));
     for _ in 0..n {
         let m = r.count("part digests of a chunk", MAX_PARTS)?;
         let mut d = Vec::with_capacity(m);
