@@ -270,6 +270,12 @@ fn s3_incremental_after_a_change() {
         (1..=2).contains(&sent),
         "an incremental pass after one changed block: {summary}"
     );
+    // Each as a patch of the 4 KiB part that changed, not a whole MiB.
+    assert_eq!(
+        count_before(&summary, " as patches"),
+        Some(sent),
+        "the changed chunks as patches: {summary}"
+    );
     let rep = report(&sc, &rx, "s3");
     assert_report(&rep, "incremental", None);
     if let Some(d) = rep["volumes"][0]["digest"].as_str() {
