@@ -207,9 +207,16 @@ pub fn run(a: SendArgs) -> anyhow::Result<i32> {
             );
         }
     } else {
-        let rate = r.bytes as f64 / r.seconds.max(1e-9) / 1e6;
+        // A comparison pass says what it compared; its rate would be of the
+        // few chunks it sent.
+        let pace = if r.compared > 0 {
+            format!("{} chunks compared, {:.1} s", r.compared, r.seconds)
+        } else {
+            let rate = r.bytes as f64 / r.seconds.max(1e-9) / 1e6;
+            format!("{:.1} s, {rate:.0} MB/s", r.seconds)
+        };
         println!(
-            "task {}: {} chunks sent ({} zero{}), {} of used data as {} on the wire, {:.1} s, {:.0} MB/s{}",
+            "task {}: {} chunks sent ({} zero{}), {} of used data as {} on the wire, {pace}{}",
             r.task,
             r.chunks_sent,
             r.zero_chunks,
@@ -220,8 +227,6 @@ pub fn run(a: SendArgs) -> anyhow::Result<i32> {
             },
             human(r.bytes),
             human(r.wire_bytes),
-            r.seconds,
-            rate,
             if r.resumed_at > 0 {
                 format!(", resumed at chunk {}", r.resumed_at)
             } else {
