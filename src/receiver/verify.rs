@@ -101,6 +101,20 @@ mod tests {
     use crate::proto::message::{ChunkRef, HashAlgo};
     use crate::receiver::server::ReceiveConfig;
 
+    /// A receiver writing `target`, its state under `dir`.
+    fn receiver_on(dir: &std::path::Path, target: std::path::PathBuf) -> Arc<Receiver> {
+        Receiver::new(&ReceiveConfig {
+            targets: vec![target],
+            state_dir: dir.join("state"),
+            code: Some("TEST-CODE".into()),
+            name: "test".into(),
+            force: false,
+            max_sessions: 1,
+            roots: Roots::system(),
+        })
+        .unwrap()
+    }
+
     #[test]
     fn the_read_back_counts_chunks_the_target_does_not_hold() {
         let dir = tempfile::tempdir().unwrap();
@@ -108,16 +122,7 @@ mod tests {
         let mut bytes = vec![7u8; 3 << 12];
         bytes[(2 << 12) + 5] = 8; // the third chunk is damaged on the target
         std::fs::write(&target, &bytes).unwrap();
-        let rx = Receiver::new(&ReceiveConfig {
-            targets: vec![target],
-            state_dir: dir.path().join("state"),
-            code: Some("TEST-CODE".into()),
-            name: "test".into(),
-            force: false,
-            max_sessions: 1,
-            roots: Roots::system(),
-        })
-        .unwrap();
+        let rx = receiver_on(dir.path(), target);
         let mut planned = RangeSet::new();
         planned.insert(0, 3 << 12);
         let written: Vec<ChunkRef> = (0..3u64)
@@ -162,16 +167,7 @@ mod tests {
             .collect();
         bytes[(9 * MIB + 77) as usize] ^= 1;
         std::fs::write(&target, &bytes).unwrap();
-        let rx = Receiver::new(&ReceiveConfig {
-            targets: vec![target],
-            state_dir: dir.path().join("state"),
-            code: Some("TEST-CODE".into()),
-            name: "test".into(),
-            force: false,
-            max_sessions: 1,
-            roots: Roots::system(),
-        })
-        .unwrap();
+        let rx = receiver_on(dir.path(), target);
         let mut planned = RangeSet::new();
         planned.insert(0, 22 * MIB);
         // Chunks 0..=13 in a row (more than one read), 15, then 18..=21
@@ -206,16 +202,7 @@ mod tests {
         let mut new = old.clone();
         new[77] ^= 1;
         new[40 * PART_SIZE as usize + 3] ^= 1;
-        let rx = Receiver::new(&ReceiveConfig {
-            targets: vec![target.clone()],
-            state_dir: dir.path().join("state"),
-            code: Some("TEST-CODE".into()),
-            name: "test".into(),
-            force: false,
-            max_sessions: 1,
-            roots: Roots::system(),
-        })
-        .unwrap();
+        let rx = receiver_on(dir.path(), target.clone());
         let mut range = RangeSet::new();
         range.insert(0, MIB as u64);
         let planned = vec![range];
