@@ -257,21 +257,32 @@ pub struct HashAnswer {
     pub parts: Option<PartDigests>,
 }
 
+/// How the parts of chunks are digested: parts of `size` bytes (the last
+/// of a chunk may be shorter), each xxh3-64 with `seed`, a number the
+/// receiver draws per session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartSpec {
+    pub size: u32,
+    pub seed: u64,
+}
+
+impl PartSpec {
+    /// The digest of each part of `data`, in order (both ends compute them
+    /// here, so that they compare).
+    pub fn digests(self, data: &[u8]) -> impl Iterator<Item = u64> + '_ {
+        data.chunks(self.size as usize)
+            .map(move |part| xxhash_rust::xxh3::xxh3_64_with_seed(part, self.seed))
+    }
+}
+
 /// Part digests of the chunks a receiver lacks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartDigests {
-    pub part_size: u32,
-    /// Seed of the xxh3-64 digests, drawn per session.
-    pub seed: u64,
+    pub spec: PartSpec,
     /// One entry per chunk answered lacking, in query order: the digest of
     /// each part of the target's bytes there ([`PatchMap::parts`] of them),
     /// or none when the receiver cannot read them (past a file's end).
     pub lacking: Vec<Vec<u64>>,
-}
-
-/// The digest of one part (both ends compute it the same way).
-pub fn part_digest(seed: u64, part: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64_with_seed(part, seed)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,7 +430,9 @@ impl Message {
                 w.u64(a.first_seq).u32(a.have.len() as u32);
                 w.bytes(&bitmap(&a.have));
                 if let Some(p) = &a.parts {
-                    w.u32(p.part_size).u64(p.seed).u32(p.lacking.len() as u32);
+                    w.u32(p.spec.size)
+                        .u64(p.spec.seed)
+                        .u32(p.lacking.len() as u32);
                     for d in &p.lacking {
                         w.u32(d.len() as u32);
                         for x in d {
@@ -699,8 +712,10 @@ fn read_part_digests(r: &mut Reader, have: &[bool]) -> Result<PartDigests, WireE
         lacking.push(d);
     }
     Ok(PartDigests {
-        part_size,
-        seed,
+        spec: PartSpec {
+            size: part_size,
+            seed,
+        },
         lacking,
     })
 }

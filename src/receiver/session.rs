@@ -19,7 +19,6 @@ use super::journal::Journal;
 use super::post::PostPlan;
 use super::server::Receiver;
 use super::tracker::Tracker;
-use super::write::PartSpec;
 use crate::proto::codec::FrameReader;
 use crate::proto::digest;
 use crate::proto::message::*;
@@ -390,18 +389,18 @@ where
                         }
                     }
                     // The record knew these lack the chunk: their parts are read here.
-                    let stale: Vec<usize> = (0..q.chunks.len())
+                    let known_lacking: Vec<usize> = (0..q.chunks.len())
                         .filter(|&i| known[i] == Some(false) && patches.is_some())
                         .collect();
-                    if !stale.is_empty() {
-                        let refs: Vec<ChunkRef> = stale.iter().map(|&i| q.chunks[i]).collect();
+                    if !known_lacking.is_empty() {
+                        let refs: Vec<ChunkRef> = known_lacking.iter().map(|&i| q.chunks[i]).collect();
                         // Only an offer: a target that cannot be read here
                         // gets its chunks whole (and the write will tell).
                         match tokio::task::block_in_place(|| {
                             rx.examine(&planned, None, patches, &refs)
                         }) {
                             Ok(read) => {
-                                for (&i, held) in stale.iter().zip(read) {
+                                for (&i, held) in known_lacking.iter().zip(read) {
                                     parts[i] = held.parts;
                                 }
                             }
@@ -413,9 +412,8 @@ where
                             ),
                         }
                     }
-                    let parts = patches.map(|p| PartDigests {
-                        part_size: p.size,
-                        seed: p.seed,
+                    let parts = patches.map(|spec| PartDigests {
+                        spec,
                         lacking: parts
                             .into_iter()
                             .zip(&have)

@@ -190,8 +190,8 @@ mod tests {
     #[test]
     fn patches_lay_parts_over_the_target_and_check_the_whole() {
         use crate::proto::codec::{MAX_FRAME, decode};
-        use crate::proto::message::{Message, PART_SIZE};
-        use crate::receiver::write::{PartSpec, Scratch};
+        use crate::proto::message::{Message, PART_SIZE, PartSpec};
+        use crate::receiver::write::Scratch;
         use crate::source::chunk::{Preparer, patch_map};
         const MIB: usize = 1 << 20;
         let dir = tempfile::tempdir().unwrap();
@@ -221,7 +221,7 @@ mod tests {
             .unwrap();
         assert!(!held[0].same);
         assert_eq!(held[0].parts.len(), MIB / PART_SIZE as usize);
-        let map = patch_map(Some((spec.size, spec.seed)), &held[0].parts, &new).unwrap();
+        let map = patch_map(Some(spec), &held[0].parts, &new).unwrap();
         let carried: Vec<usize> = (0..map.present.len()).filter(|&i| map.present[i]).collect();
         assert_eq!(carried, vec![0, 40]);
         let mut prep = Preparer::new(1, HashAlgo::Blake3).unwrap();
@@ -250,7 +250,7 @@ mod tests {
             .unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), new);
         // A chunk of zeros never goes as a patch; nor does one without digests.
-        assert!(patch_map(Some((spec.size, spec.seed)), &held[0].parts, &vec![0; MIB]).is_none());
-        assert!(patch_map(Some((spec.size, spec.seed)), &[], &new).is_none());
+        assert!(patch_map(Some(spec), &held[0].parts, &vec![0; MIB]).is_none());
+        assert!(patch_map(Some(spec), &[], &new).is_none());
     }
 }

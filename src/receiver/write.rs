@@ -53,14 +53,6 @@ impl Scratch {
     }
 }
 
-/// Part digests asked of [`Receiver::examine`]: parts of `size` bytes,
-/// xxh3-64 with `seed`.
-#[derive(Debug, Clone, Copy)]
-pub struct PartSpec {
-    pub size: u32,
-    pub seed: u64,
-}
-
 /// What the target holds where a chunk goes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Held {
@@ -71,13 +63,13 @@ pub struct Held {
     pub parts: Vec<u64>,
 }
 
-/// Decompress `data` (of `codec`) into exactly `out`; `what` names the chunk.
+/// Decompress chunk `seq`'s `data` (of `codec`) into exactly `out`.
 fn unpack(
     dec: &mut zstd::bulk::Decompressor<'static>,
+    seq: u64,
     codec: Codec,
     data: &[u8],
     out: &mut [u8],
-    what: &dyn Fn() -> String,
 ) -> Result<(), Refusal> {
     match codec {
         // The decoder checked that raw data is exactly the declared length.
@@ -90,8 +82,7 @@ fn unpack(
                 refuse(
                     ErrorCode::DecompressBound,
                     format!(
-                        "{}: does not decompress to at most {} bytes: {e}",
-                        what(),
+                        "chunk {seq}: does not decompress to at most {} bytes: {e}",
                         out.len()
                     ),
                 )
@@ -99,7 +90,7 @@ fn unpack(
             if n != out.len() {
                 return Err(refuse(
                     ErrorCode::DecompressBound,
-                    format!("{}: {n} bytes, declared {}", what(), out.len()),
+                    format!("chunk {seq}: {n} bytes, declared {}", out.len()),
                 ));
             }
         }
@@ -218,9 +209,8 @@ impl Receiver {
             *buf = AlignedBuf::new(h.len as usize);
         }
         let data = &mut buf.as_mut()[..h.len as usize];
-        let what = || format!("chunk {}", h.seq);
         match &c.patch {
-            None => unpack(dec, h.codec, &c.data, data, &what)?,
+            None => unpack(dec, h.seq, h.codec, &c.data, data)?,
             // A patch: what the target holds there, with the parts carried
             // laid over it; the whole is then checked like any chunk.
             Some(p) => {
@@ -229,7 +219,7 @@ impl Receiver {
                     .read_at(data, h.offset)
                     .map_err(|e| read_failed(target, h.offset, e))?;
                 parts.resize(p.carried(h.len), 0);
-                unpack(dec, h.codec, &c.data, parts, &what)?;
+                unpack(dec, h.seq, h.codec, &c.data, parts)?;
                 let mut at = 0;
                 for (start, end) in p.ranges(h.len) {
                     data[start..end].copy_from_slice(&parts[at..at + end - start]);
@@ -334,12 +324,7 @@ impl Receiver {
                     parts: Vec::new(),
                 };
             }
-            let parts = spec.map_or_else(Vec::new, |p| {
-                bytes
-                    .chunks(p.size as usize)
-                    .map(|part| part_digest(p.seed, part))
-                    .collect()
-            });
+            let parts = spec.map_or_else(Vec::new, |p| p.digests(bytes).collect());
             Held { same: false, parts }
         };
         // Neighbouring chunks are read with one I/O of up to HOLDS_READ_MAX

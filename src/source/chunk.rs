@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crate::layout::ranges::RangeSet;
 use crate::proto::codec::{CHUNK_HEAD, MAX_FRAME, chunk_head, encode};
 use crate::proto::digest;
-use crate::proto::message::{Chunk, ChunkHeader, Codec, HashAlgo, Message, PatchMap, part_digest};
+use crate::proto::message::{Chunk, ChunkHeader, Codec, HashAlgo, Message, PartSpec, PatchMap};
 
 /// Default chunk size: the unit of transfer and hashing.
 pub const CHUNK_SIZE: u64 = 1 << 20;
@@ -183,23 +183,26 @@ impl Preparer {
 }
 
 /// Which parts of `data` differ from what the receiver holds (`theirs`:
-/// its digests of parts of `spec.0` bytes, seeded with `spec.1`), when
+/// its digests of the parts as `spec` cuts them), when
 /// sending only those saves enough to be worth a patch: at most three
 /// quarters of the chunk, and never for a chunk of zeros (that travels as
 /// nothing at all).
-pub fn patch_map(spec: Option<(u32, u64)>, theirs: &[u64], data: &[u8]) -> Option<PatchMap> {
-    let (part_size, seed) = spec?;
+pub fn patch_map(spec: Option<PartSpec>, theirs: &[u64], data: &[u8]) -> Option<PatchMap> {
+    let spec = spec?;
     let len = data.len() as u32;
-    if theirs.is_empty() || theirs.len() != PatchMap::parts(len, part_size) || digest::is_zero(data)
+    if theirs.is_empty() || theirs.len() != PatchMap::parts(len, spec.size) || digest::is_zero(data)
     {
         return None;
     }
-    let present = data
-        .chunks(part_size as usize)
+    let present = spec
+        .digests(data)
         .zip(theirs)
-        .map(|(part, t)| part_digest(seed, part) != *t)
+        .map(|(d, t)| d != *t)
         .collect();
-    let map = PatchMap { part_size, present };
+    let map = PatchMap {
+        part_size: spec.size,
+        present,
+    };
     (map.carried(len) * 4 <= data.len() * 3).then_some(map)
 }
 

@@ -347,7 +347,7 @@ pub(super) struct Lack {
 
 /// Read and frame again the chunks that a comparison pass found the
 /// receiver lacks: their bytes were hashed and let go. A chunk whose part
-/// digests came with the answer (`spec`: part size and seed) goes as a
+/// digests came with the answer (cut and digested as `spec` says) goes as a
 /// patch of the parts that differ when that saves enough. Several at a
 /// time, because each read waits behind the pass's own reads in the disk's
 /// queue. In the order given.
@@ -355,7 +355,7 @@ pub(super) fn reframe(
     volumes: &[SourceVolume],
     level: i32,
     algo: HashAlgo,
-    spec: Option<(u32, u64)>,
+    spec: Option<PartSpec>,
     wanted: &[Lack],
 ) -> Result<Vec<Reframed>, String> {
     let threads = wanted.len().min(FRAMING.readers);

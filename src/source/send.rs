@@ -502,7 +502,7 @@ async fn compare_pass(
             stop_requested(cfg, w, next_seq).await?;
             // Protocol 2: digests of the receiver's parts where it lacks a
             // chunk (the decoder checked there is one entry per such chunk).
-            let spec = answer.parts.as_ref().map(|p| (p.part_size, p.seed));
+            let spec = answer.parts.as_ref().map(|p| p.spec);
             let mut theirs = answer
                 .parts
                 .map(|p| p.lacking)
@@ -516,14 +516,14 @@ async fn compare_pass(
                     continue;
                 }
                 let parts = theirs.next().unwrap_or_default();
-                if let Some((size, _)) = spec
+                if let Some(spec) = spec
                     && !parts.is_empty()
-                    && parts.len() != PatchMap::parts(c.len, size)
+                    && parts.len() != PatchMap::parts(c.len, spec.size)
                 {
                     bail!(
                         "the receiver's answer gives {} part digests for chunk {seq}, which has {} parts",
                         parts.len(),
-                        PatchMap::parts(c.len, size)
+                        PatchMap::parts(c.len, spec.size)
                     );
                 }
                 if cfg.pass == Pass::Verify {

@@ -107,8 +107,10 @@ fn samples() -> Vec<Message> {
             first_seq: 11,
             have: vec![true, false, false],
             parts: Some(PartDigests {
-                part_size: 16 << 10,
-                seed: 77,
+                spec: PartSpec {
+                    size: 16 << 10,
+                    seed: 77,
+                },
                 lacking: vec![vec![1, 2, 3], vec![]],
             }),
         }),
@@ -548,8 +550,10 @@ fn patches_and_part_digests_are_checked() {
                 first_seq: 0,
                 have: vec![false, true, false],
                 parts: Some(PartDigests {
-                    part_size,
-                    seed: 1,
+                    spec: PartSpec {
+                        size: part_size,
+                        seed: 1,
+                    },
                     lacking,
                 }),
             }),
