@@ -15,7 +15,6 @@ use crate::proto::message::Pass;
 use crate::proto::tls::parse_fingerprint;
 use crate::source::schedule::{self, Schedule};
 use crate::source::send::send;
-use crate::units::human;
 
 /// Exit status for bad input: a bad job file, a missing required field.
 const BAD_INPUT: i32 = 2;
@@ -216,17 +215,9 @@ pub fn run(a: SendArgs) -> anyhow::Result<i32> {
             format!("{:.1} s, {rate:.0} MB/s", r.seconds)
         };
         println!(
-            "task {}: {} chunks sent ({} zero{}), {} of used data as {} on the wire, {pace}{}",
+            "task {}: {}, {pace}{}",
             r.task,
-            r.chunks_sent,
-            r.zero_chunks,
-            if r.chunks_patched > 0 {
-                format!(", {} as patches of what the target held", r.chunks_patched)
-            } else {
-                String::new()
-            },
-            human(r.bytes),
-            human(r.wire_bytes),
+            r.sent_line(),
             if r.resumed_at > 0 {
                 format!(", resumed at chunk {}", r.resumed_at)
             } else {

@@ -122,6 +122,29 @@ pub struct SendReport {
     tally: Tally,
 }
 
+impl SendReport {
+    /// What the pass sent, as the CLI and the TUI summarise it: `N chunks
+    /// sent (Z zero[, P as patches of what the target held]), X of used data
+    /// as W on the wire`.
+    pub fn sent_line(&self) -> String {
+        let patched = if self.chunks_patched > 0 {
+            format!(
+                ", {} as patches of what the target held",
+                self.chunks_patched
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{} chunks sent ({} zero{patched}), {} of used data as {} on the wire",
+            self.chunks_sent,
+            self.zero_chunks,
+            crate::units::human(self.bytes),
+            crate::units::human(self.wire_bytes)
+        )
+    }
+}
+
 /// A chunk that differs between source and target.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Mismatch {

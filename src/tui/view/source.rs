@@ -673,16 +673,8 @@ pub(super) fn draw_report(f: &mut Frame, app: &App, area: Rect) {
                 Style::default().add_modifier(Modifier::BOLD),
             ));
             lines.push(Line::from(format!(
-                "{} chunks sent ({} zero{}), {} of used data as {} on the wire{}",
-                r.chunks_sent,
-                r.zero_chunks,
-                if r.chunks_patched > 0 {
-                    format!(", {} as patches", r.chunks_patched)
-                } else {
-                    String::new()
-                },
-                human(r.bytes),
-                human(r.wire_bytes),
+                "{}{}",
+                r.sent_line(),
                 if r.mismatches.is_empty() {
                     String::new()
                 } else {
