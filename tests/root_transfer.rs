@@ -233,6 +233,65 @@ fn root_targets_too_small_or_in_use_are_refused_before_writing() {
     drop(m);
 }
 
+/// An image-file target on a filesystem without room for the used data is
+/// refused when its used ranges are reserved, before a byte is written;
+/// with room, the same pass goes through.
+#[test]
+fn root_image_file_target_without_room_is_refused_before_writing() {
+    fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src.img");
+    std::fs::write(&src, vec![0x5au8; 8 << 20]).unwrap();
+    let fsimg = tmp.path().join("fs.img");
+    std::fs::File::create(&fsimg)
+        .unwrap()
+        .set_len(6 << 20)
+        .unwrap();
+    run("mkfs.ext4", &["-q", "-F", &fsimg.display().to_string()]);
+    let lo = Loop::attach(&fsimg, 0, None, None, false);
+    let m = Mount::writable(lo.path(), "ext4");
+    let target = m.path().join("target.img");
+    let rx = spawn_receiver(&tmp.path().join("r"), &[target.as_path()], "ROOT-TEST").unwrap();
+    let out = rx
+        .sender("root-test")
+        .args(["--state-dir", "none"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    drop(rx);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("TargetTooSmall")
+            && err.contains("its filesystem has no room for the 8.0 MiB of used data")
+            && err.contains("nothing written"),
+        "{err}"
+    );
+    assert!(
+        !std::fs::read(&target).unwrap().contains(&0x5a),
+        "nothing written"
+    );
+
+    // Half the data fits: reserved, sent and equal.
+    std::fs::remove_file(&target).unwrap();
+    std::fs::write(&src, vec![0x5au8; 2 << 20]).unwrap();
+    let rx = spawn_receiver(&tmp.path().join("r2"), &[target.as_path()], "ROOT-TEST").unwrap();
+    let out = rx
+        .sender("root-test")
+        .args(["--state-dir", "none"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    drop(rx);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), vec![0x5au8; 2 << 20]);
+    drop(m);
+}
+
 #[test]
 fn root_block_device_sources_are_read_around_the_page_cache() {
     use ferry::disk::ReadAt;

@@ -13,6 +13,7 @@ use nix::fcntl::{FallocateFlags, fallocate};
 use crate::disk::aligned::{AlignedBuf, DIRECT_ALIGN, is_aligned};
 use crate::disk::ioctl;
 use crate::disk::sysfs::{self, Roots};
+use crate::layout::ranges::RangeSet;
 
 /// One target disk or image file.
 #[derive(Debug)]
@@ -74,6 +75,34 @@ impl Target {
             return Err(have);
         }
         self.file.set_len(len).map_err(|_| have)
+    }
+
+    /// Allocate an image file's blocks for `ranges` before they are written
+    /// (they read as zeros until then; the file's size stays). O_DIRECT
+    /// writes into allocated blocks run side by side, where each write into
+    /// a hole holds the file's lock until its I/O is done, one at a time;
+    /// and a filesystem without room for the data says so before anything
+    /// is written rather than halfway through. A device, or a filesystem
+    /// that cannot preallocate, is left as it is. An error comes with the
+    /// byte offset it met.
+    pub fn reserve(&self, ranges: &RangeSet) -> Result<(), (u64, io::Error)> {
+        if self.is_block {
+            return Ok(());
+        }
+        for (start, end) in ranges.iter() {
+            let len = (end - start) as i64;
+            match fallocate(
+                self.file.as_fd(),
+                FallocateFlags::FALLOC_FL_KEEP_SIZE,
+                start as i64,
+                len,
+            ) {
+                Ok(()) => {}
+                Err(nix::errno::Errno::EOPNOTSUPP) => return Ok(()),
+                Err(e) => return Err((start, io::Error::from(e))),
+            }
+        }
+        Ok(())
     }
 
     /// Why the target may not be written: mounted, swap, held (an active PV,
@@ -167,5 +196,35 @@ mod tests {
         assert_eq!(c, vec![3u8; 100]);
         tg.sync().unwrap();
         assert!(tg.in_use(&Roots::system()).is_empty());
+    }
+
+    #[test]
+    fn reserving_allocates_the_ranges_only_and_changes_no_byte() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("target.img");
+        let tg = Target::open(&p).unwrap();
+        tg.ensure_size(64 << 20).unwrap();
+        tg.write_at(&[9u8; 4096], 8 << 20).unwrap();
+        let before = std::fs::metadata(&p).unwrap().blocks() * 512;
+        let mut ranges = RangeSet::new();
+        ranges.insert(1 << 20, 2 << 20);
+        ranges.insert(8 << 20, 1 << 20);
+        tg.reserve(&ranges).unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(m.len(), 64 << 20, "the size stays");
+        // 3 MiB reserved (4 KiB of it written before); the rest still a
+        // hole. Filesystems allocate in their own block sizes: allow slack.
+        let grown = m.blocks() * 512 - before;
+        assert!(
+            ((3 << 20) - 4096..(3 << 20) + (1 << 20)).contains(&grown),
+            "{grown} bytes allocated"
+        );
+        let mut b = vec![1u8; 3 << 20];
+        tg.read_at(&mut b, 1 << 20).unwrap();
+        assert!(b.iter().all(|&x| x == 0), "reserved blocks read as zeros");
+        let mut c = vec![0u8; 4096];
+        tg.read_at(&mut c, 8 << 20).unwrap();
+        assert_eq!(c, vec![9u8; 4096], "written data stays");
     }
 }

@@ -21,6 +21,27 @@ fn too_small(target: &super::sink::Target, have: u64, need: u64) -> Refusal {
     )
 }
 
+/// Reserving an image file's used ranges failed at byte `at`.
+fn no_room(target: &super::sink::Target, bytes: u64, at: u64, e: std::io::Error) -> Refusal {
+    let full = matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::EDQUOT)
+    );
+    let (code, what) = if full {
+        (ErrorCode::TargetTooSmall, "its filesystem has no room for")
+    } else {
+        (ErrorCode::Internal, "could not reserve")
+    };
+    refuse(
+        code,
+        format!(
+            "{}: {what} the {} of used data planned for it (at byte {at}: {e}); nothing written",
+            target.path.display(),
+            crate::units::human(bytes)
+        ),
+    )
+}
+
 /// Whether `[offset, offset+len)` on target `t` lies wholly inside the plan.
 fn within_plan(planned: &Planned, t: usize, offset: u64, len: u64) -> bool {
     planned.get(t).is_some_and(|p| {
@@ -175,6 +196,16 @@ impl Receiver {
         for &(t, target) in &used {
             if let Err(have) = target.ensure_size(need[t]) {
                 return Err(too_small(target, have, need[t]));
+            }
+        }
+        // Passes that send every chunk reserve the used ranges in image
+        // files: their writes then run side by side, and a full disk shows
+        // now. Comparing passes write little and find it allocated.
+        if matches!(l.pass, Pass::Full | Pass::Resume) {
+            for &(t, target) in &used {
+                target
+                    .reserve(&planned[t])
+                    .map_err(|(at, e)| no_room(target, planned[t].total(), at, e))?;
             }
         }
         Ok(planned)

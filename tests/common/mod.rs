@@ -109,14 +109,21 @@ impl Drop for Loop {
 pub struct Mount(pub tempfile::TempDir);
 
 impl Mount {
+    /// Read-only, without replaying a journal.
     pub fn new(dev: &Path, fstype: &str) -> Mount {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = if fstype == "xfs" {
-            "ro,nouuid,norecovery"
-        } else {
-            "ro,noload"
+        let opts = match fstype {
+            "xfs" => "ro,nouuid,norecovery",
+            "ext2" => "ro",
+            _ => "ro,noload",
         };
-        let opts = if fstype == "ext2" { "ro" } else { opts };
+        Mount::with(dev, fstype, opts)
+    }
+    /// Read-write, for files written inside it.
+    pub fn writable(dev: &Path, fstype: &str) -> Mount {
+        Mount::with(dev, fstype, "rw")
+    }
+    fn with(dev: &Path, fstype: &str, opts: &str) -> Mount {
+        let dir = tempfile::tempdir().unwrap();
         run(
             "mount",
             &[
