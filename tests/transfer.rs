@@ -399,6 +399,14 @@ fn incremental_sends_only_changed_chunks_and_verify_finds_damage() {
     // Each went as a patch of the one 4 KiB part that changed: the noise
     // chunk alone would be a whole MiB on the wire.
     assert_eq!(changed.chunks_patched, 2);
+    // The receiver counts them too: its task status and report.
+    assert_eq!(r.rx.tasks.get("t1").unwrap().chunks_patched, 2);
+    let j: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(t.path().join("state/reports/t1_report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(j["volumes"][0]["chunks_patched"], 2);
+    assert_eq!(j["volumes"][0]["chunks_written"], 2);
     assert!(
         changed.wire_bytes < 2 * ((4 << 10) + 256),
         "{}",

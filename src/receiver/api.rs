@@ -314,7 +314,7 @@ async fn metrics(State(api): State<Api>) -> Response {
     let tasks = api.rx.tasks.list();
     let mut out = String::new();
     type Field = fn(&TaskStatus) -> f64;
-    let gauges: [(&str, &str, &str, Field); 11] = [
+    let gauges: [(&str, &str, &str, Field); 12] = [
         (
             "ferry_task_bytes_total",
             "gauge",
@@ -356,6 +356,12 @@ async fn metrics(State(api): State<Api>) -> Response {
             "counter",
             "All-zero chunks received.",
             |s| s.zero_chunks as f64,
+        ),
+        (
+            "ferry_task_patched_chunks",
+            "counter",
+            "Chunks received as patches of what the target held.",
+            |s| s.chunks_patched as f64,
         ),
         (
             "ferry_task_throughput_bytes_per_second",

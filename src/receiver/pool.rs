@@ -22,6 +22,8 @@ pub struct Done {
     pub header: ChunkHeader,
     /// Its data bytes on the wire.
     pub wire: usize,
+    /// It came as a patch of what the target held.
+    pub patched: bool,
     pub result: Result<u64, Refusal>,
 }
 
@@ -62,6 +64,7 @@ impl WritePool {
                     let done = Done {
                         header: c.header,
                         wire: c.data.len(),
+                        patched: c.patch.is_some(),
                         result,
                     };
                     if done_tx.send(done).is_err() {

@@ -228,6 +228,7 @@ where
             let super::pool::Done {
                 header,
                 wire,
+                patched,
                 result,
             } = $done;
             let n = match result {
@@ -239,7 +240,7 @@ where
             };
             let zero = header.codec == Codec::Zero;
             record.note(header.seq, &header.hash)?;
-            tracker.written(&header, zero, wire);
+            tracker.written(&header, zero, patched, wire);
             in_flight.remove(&header.seq);
             if multi {
                 expect = tracker.prefix_from(expect);
@@ -251,6 +252,7 @@ where
                 s.bytes_written += n;
                 s.wire_bytes += wire as u64;
                 s.zero_chunks += zero as u64;
+                s.chunks_patched += patched as u64;
             });
             out.chunks += 1;
             out.bytes += n;

@@ -184,7 +184,7 @@ impl Tracker {
         }
     }
 
-    pub fn written(&mut self, h: &ChunkHeader, zero: bool, wire: usize) {
+    pub fn written(&mut self, h: &ChunkHeader, zero: bool, patched: bool, wire: usize) {
         let s = h.seq as usize;
         let (vi, ..) = self.place[s];
         let r = &mut self.rows[s];
@@ -196,6 +196,7 @@ impl Tracker {
         v.chunks_written += 1;
         v.bytes_written += h.len as u64;
         v.zero_chunks += zero as u64;
+        v.chunks_patched += patched as u64;
         self.wire_bytes += wire as u64;
     }
 

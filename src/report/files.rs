@@ -72,6 +72,8 @@ pub struct VolumeReport {
     pub chunks_written: u64,
     pub bytes_written: u64,
     pub zero_chunks: u64,
+    /// Written from a patch: only the parts that differed travelled.
+    pub chunks_patched: u64,
     pub chunks_held: u64,
     pub chunks_failed: u64,
     /// Bytes not sent in this pass: durable from an earlier session, or

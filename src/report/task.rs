@@ -117,6 +117,10 @@ pub struct TaskStatus {
     pub bytes_written: u64,
     pub wire_bytes: u64,
     pub zero_chunks: u64,
+    /// Of the chunks written, those that came as patches of what the target
+    /// held (absent from a status saved before patches were counted).
+    #[serde(default)]
+    pub chunks_patched: u64,
     /// Comparison passes: chunks held (equal) and differing.
     pub chunks_held: u64,
     pub chunks_differ: u64,
@@ -154,6 +158,7 @@ impl TaskStatus {
             bytes_written: 0,
             wire_bytes: 0,
             zero_chunks: 0,
+            chunks_patched: 0,
             chunks_held: 0,
             chunks_differ: 0,
             resumed_at: 0,
