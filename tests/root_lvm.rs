@@ -13,8 +13,17 @@ use std::os::unix::fs::FileExt;
 use common::*;
 use serde_json::Value;
 
+/// Held by the tests that make PVs or scan every loop device with the LVM
+/// tools: a PV made by one must not show up in another's scan.
+static LVM_SCAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lvm_scan() -> std::sync::MutexGuard<'static, ()> {
+    LVM_SCAN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn root_lvm_matches_lvs() {
+    let _scan = lvm_scan();
     let dir = fixtures();
     let m = manifest();
     let cfg = m["lvm_config"].as_str().unwrap();
@@ -219,4 +228,96 @@ fn root_lvm_metadata_ring_wraps() {
         1,
         "temporary LVs are gone in the newest metadata"
     );
+}
+
+/// A PV made with two metadata copies keeps the second at its end. It is in
+/// the used map, so a target given only the used bytes has both copies:
+/// LVM counts two metadata areas there and warns of nothing (without it,
+/// the target's second area read as "bad metadata header").
+#[test]
+fn root_lvm_second_metadata_area_is_used() {
+    let _scan = lvm_scan();
+    fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("pv2.img");
+    let size = 64u64 << 20;
+    File::create(&img).unwrap().set_len(size).unwrap();
+    // Only the one loop device, activation off, nothing kept on the host.
+    let cfg = |dev: &str| {
+        format!(
+            r#"devices{{filter=["a|^{dev}$|","r|.*|"] obtain_device_list_from_udev=0 hints="none" use_devicesfile=0 scan_lvs=0}} global{{activation=0}} backup{{backup=0 archive=0}}"#
+        )
+    };
+    let lo = Loop::attach(&img, 0, None, None, false);
+    let c = cfg(&lo.0);
+    run(
+        "pvcreate",
+        &["-q", "--config", &c, "--pvmetadatacopies", "2", &lo.0],
+    );
+    run(
+        "vgcreate",
+        &["-q", "--config", &c, "-s", "1M", "ferrytwomda", &lo.0],
+    );
+    run(
+        "lvcreate",
+        &[
+            "-q",
+            "--config",
+            &c,
+            "-Wn",
+            "-Zn",
+            "-an",
+            "-n",
+            "a",
+            "-l",
+            "10",
+            "ferrytwomda",
+        ],
+    );
+    let mdas = |dev: &str| -> (String, String) {
+        let out = std::process::Command::new("pvs")
+            .args([
+                "--readonly",
+                "--nolocking",
+                "--noheadings",
+                "-o",
+                "pv_mda_count",
+            ])
+            .args(["--config", &cfg(dev), dev])
+            .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(mdas(&lo.0).0, "2", "the source PV has two metadata areas");
+    drop(lo);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "inventory",
+            "--json",
+            "--ranges",
+            &img.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut used = ferry::layout::ranges::RangeSet::new();
+    for r in j["disks"][0]["used_ranges"].as_array().unwrap() {
+        let (a, b) = (r[0].as_u64().unwrap(), r[1].as_u64().unwrap());
+        used.insert(a, b - a);
+    }
+    assert!(
+        used.iter().any(|(_, b)| b == size),
+        "the second metadata area, at the PV's end, is used: {used:?}"
+    );
+    let target = tmp.path().join("target.img");
+    copy_used(&img, 0, size, &used, &target);
+    let lt = Loop::attach(&target, 0, None, None, true);
+    let (count, warnings) = mdas(&lt.0);
+    assert_eq!(count, "2", "{warnings}");
+    assert!(!warnings.contains("bad metadata header"), "{warnings}");
 }

@@ -308,10 +308,7 @@ fn scan_volumes(
             let v = &vols[found_vol[i]];
             let mut used = RangeSet::new();
             used.insert(0, pv_header_end(&found[i].label));
-            for &(o, s) in &found[i].label.metadata_areas {
-                used.insert(o, s);
-            }
-            used.clip(v.view.size());
+            add_metadata_areas(&found[i].label, &mut used, v.view.size());
             warnings.push(problem(&v.name, "LVM PV belongs to no volume group"));
             let info = pv_info(&found[i]);
             results.push((
@@ -331,13 +328,9 @@ fn scan_volumes(
                 let Some(dev) = dev else { continue };
                 let v = &vols[found_vol[dev.found]];
                 let info = pv_info(&found[dev.found]);
-                let mut c = Content::new(
-                    &info,
-                    &pv_used[k],
-                    UsedMethod::Lvm,
-                    v.view.size(),
-                    with_ranges,
-                );
+                let mut used = pv_used[k].clone();
+                add_metadata_areas(&found[dev.found].label, &mut used, v.view.size());
+                let mut c = Content::new(&info, &used, UsedMethod::Lvm, v.view.size(), with_ranges);
                 c.vg = Some(vg.meta.name.clone());
                 results.push((v.disk, v.part, c));
             }
@@ -358,6 +351,17 @@ fn pv_info(pv: &FoundPv) -> fs::FsInfo {
     info.uuid = Some(lvm::format_uuid(pv.label.uuid.as_bytes()));
     info.size = Some(pv.label.device_size);
     info
+}
+
+/// Every metadata area the PV's label lists is used: besides the first,
+/// before the data area, a PV made with `--pvmetadatacopies 2` keeps a
+/// second one at its end, which a target without it reports as a bad
+/// metadata header.
+fn add_metadata_areas(label: &label::PvLabel, used: &mut RangeSet, size: u64) {
+    for &(o, s) in &label.metadata_areas {
+        used.insert(o, s);
+    }
+    used.clip(size);
 }
 
 /// End of an orphan PV's label and metadata region: where its data area starts.
