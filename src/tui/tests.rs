@@ -474,6 +474,50 @@ fn the_receiver_role_chooses_targets_then_shows_code_and_tasks() {
         .rx_reports
         .insert("db02".into(), (String::new(), line));
     snap("receiving", &f);
+
+    // More tasks than fit at 80x24: a line each, the running ones first,
+    // an error kept with its task, and a count of the rest.
+    let mut failed = task("app03", "in_error", false, 10);
+    failed.errors = vec!["HashMismatch: chunk 9 at 9437184 on target 0".into()];
+    f.app.rx_tasks = vec![
+        task("old04", "finished", false, 100),
+        task("old05", "finished", false, 100),
+        failed,
+        task("old06", "finished", false, 100),
+        task("old07", "finished", false, 100),
+        task("web01", "syncing", true, 40),
+    ];
+    let small = screen(&f, 80, 24);
+    assert!(small.contains("Sessions and tasks (6)"), "{small}");
+    let body: Vec<&str> = small
+        .lines()
+        .skip_while(|l| !l.contains("Sessions and tasks"))
+        .skip(1)
+        .take_while(|l| !l.starts_with('└'))
+        .collect();
+    assert!(
+        body[0].contains("web01") && body[0].contains("Syncing"),
+        "{small}"
+    );
+    let err = body
+        .iter()
+        .position(|l| l.contains("error: HashMismatch: chunk 9"))
+        .expect(&small);
+    assert!(body[err - 1].contains("app03"), "{small}");
+    assert!(
+        body.last().unwrap().contains("... 2 more task(s)"),
+        "{small}"
+    );
+    // With room, every task in full.
+    let big = screen(&f, 120, 40);
+    assert!(
+        big.contains("old07") && !big.contains("more task(s)"),
+        "{big}"
+    );
+    assert!(
+        big.contains("report /var/lib/ferry/reports/old04_report.json"),
+        "{big}"
+    );
 }
 
 #[test]

@@ -143,53 +143,140 @@ pub(super) fn draw_receiving(f: &mut Frame, app: &App, area: Rect) {
     )));
     f.render_widget(Paragraph::new(lines).block(block(app, " Receiver ")), top);
     let w = tasks.width.saturating_sub(2) as usize;
+    let room = tasks.height.saturating_sub(2) as usize;
+    // Running tasks first, then the most recently updated.
+    let mut order: Vec<&crate::report::task::TaskStatus> = app.rx_tasks.iter().collect();
+    order.sort_by(|a, b| b.running.cmp(&a.running).then(b.updated.cmp(&a.updated)));
     let mut tl = Vec::new();
-    if app.rx_tasks.is_empty() {
+    if order.is_empty() {
         tl.push(Line::from("No source has connected yet."));
     }
-    for t in &app.rx_tasks {
-        let barw = w.saturating_sub(58).clamp(10, 60);
+    // Every task gets its progress line, and its first error cut to a row;
+    // the rows left go, task by task in that order, to the whole error,
+    // the source and report, and the report's result line.
+    let rows = |l: &Line| -> usize { l.width().max(1).div_ceil(w.max(1)) };
+    let parts: Vec<TaskLines> = order.iter().map(|t| task_lines(app, t, w)).collect();
+    let needed: usize = parts.iter().map(|p| 1 + p.error.is_some() as usize).sum();
+    if needed > room {
+        let mut left = room.saturating_sub(1);
+        let mut shown = 0;
+        for p in parts {
+            let n = 1 + p.error.is_some() as usize;
+            if n > left {
+                break;
+            }
+            left -= n;
+            shown += 1;
+            tl.push(p.head);
+            tl.extend(p.error.map(|e| e.cut));
+        }
         tl.push(Line::from(format!(
-            "{:<12} {:<10} {:<11} {} {:>4} {:>12}",
-            short(&t.task, 12),
-            format!("{:?}", t.state),
-            t.pass,
-            bar(app, t.bytes_done, t.bytes_total, barw),
-            pct(t.bytes_done, t.bytes_total),
-            if t.running {
-                format!("{}/s", human(t.throughput as u64))
-            } else {
-                String::new()
-            },
+            "... {} more task(s): the control API lists them all (GET /v1/tasks)",
+            order.len() - shown
         )));
-        let mut more = format!(
-            "  from {} ({}), {} of {}",
-            t.source,
-            t.peer,
-            human(t.bytes_done),
-            human(t.bytes_total)
-        );
-        if !t.running
-            && let Some(d) = &app.state_dir
-        {
-            more.push_str(&format!(
-                "; report {}/reports/{}_report.json",
-                d.display(),
-                t.task
-            ));
-        }
-        tl.push(Line::from(more));
-        if let Some((_, line)) = app.rx_reports.get(&t.task) {
-            tl.push(Line::from(format!("  {line}")));
-        }
-        for e in t.errors.iter().take(2) {
-            tl.push(Line::from(format!("  error: {e}")));
+    } else {
+        let mut left = room - needed;
+        for p in parts {
+            tl.push(p.head);
+            if let Some(e) = p.error {
+                let extra = rows(&e.whole) - 1;
+                if extra <= left {
+                    left -= extra;
+                    tl.push(e.whole);
+                } else {
+                    tl.push(e.cut);
+                }
+            }
+            for l in p.details {
+                let n = rows(&l);
+                if n > left {
+                    // The last row left gets the line's start.
+                    if left > 0 {
+                        left -= 1;
+                        let cut: String = l.to_string().chars().take(w).collect();
+                        tl.push(Line::from(cut));
+                    }
+                    break;
+                }
+                left -= n;
+                tl.push(l);
+            }
         }
     }
+    let title = format!(" Sessions and tasks ({}) ", app.rx_tasks.len());
     f.render_widget(
         Paragraph::new(tl)
             .wrap(Wrap { trim: false })
-            .block(block(app, " Sessions and tasks ")),
+            .block(block(app, &title)),
         tasks,
     );
+}
+
+/// A task's first error, whole and cut to one row.
+struct ErrorLine<'a> {
+    whole: Line<'a>,
+    cut: Line<'a>,
+}
+
+/// One task on the receiver's screen: its progress line, its first error,
+/// and the rest in the order they are worth rows (a second error, where it
+/// comes from and its report file, the report's result line).
+struct TaskLines<'a> {
+    head: Line<'a>,
+    error: Option<ErrorLine<'a>>,
+    details: Vec<Line<'a>>,
+}
+
+fn task_lines<'a>(app: &App, t: &crate::report::task::TaskStatus, w: usize) -> TaskLines<'a> {
+    let barw = w.saturating_sub(58).clamp(10, 60);
+    let head = Line::from(format!(
+        "{:<12} {:<10} {:<11} {} {:>4} {:>12}",
+        short(&t.task, 12),
+        format!("{:?}", t.state),
+        t.pass,
+        bar(app, t.bytes_done, t.bytes_total, barw),
+        pct(t.bytes_done, t.bytes_total),
+        if t.running {
+            format!("{}/s", human(t.throughput as u64))
+        } else {
+            String::new()
+        },
+    ));
+    let error = t.errors.first().map(|e| {
+        let whole = format!("  error: {e}");
+        let cut: String = whole.chars().take(w).collect();
+        ErrorLine {
+            whole: Line::from(whole),
+            cut: Line::from(cut),
+        }
+    });
+    let mut details = Vec::new();
+    for e in t.errors.iter().skip(1).take(1) {
+        details.push(Line::from(format!("  error: {e}")));
+    }
+    let mut more = format!(
+        "  from {} ({}), {} of {}",
+        t.source,
+        t.peer,
+        human(t.bytes_done),
+        human(t.bytes_total)
+    );
+    if !t.running
+        && let Some(d) = &app.state_dir
+    {
+        more.push_str(&format!(
+            "; report {}/reports/{}_report.json",
+            d.display(),
+            t.task
+        ));
+    }
+    details.push(Line::from(more));
+    if let Some((_, line)) = app.rx_reports.get(&t.task) {
+        details.push(Line::from(format!("  {line}")));
+    }
+    TaskLines {
+        head,
+        error,
+        details,
+    }
 }
