@@ -67,6 +67,16 @@ fn full_pass_writes_exactly_the_used_ranges() {
     let (t0, t1) = (t.path().join("t0.img"), t.path().join("t1.img"));
     let r = start(t.path(), vec![t0.clone(), t1.clone()], false);
     let rep = send(&config(&r, &[&disk, &swap])).unwrap();
+    // The pass's time, split: before the first chunk, and after the last.
+    assert!(
+        rep.seconds_connecting > 0.0
+            && rep.seconds_finishing > 0.0
+            && rep.seconds_connecting + rep.seconds_finishing <= rep.seconds,
+        "{} + {} of {} s",
+        rep.seconds_connecting,
+        rep.seconds_finishing,
+        rep.seconds
+    );
     assert_eq!(
         rep.bytes,
         (6 << 20) + 4096,

@@ -116,6 +116,12 @@ pub struct SendReport {
     /// Verify pass: chunks the target does not hold as the source has them.
     pub mismatches: Vec<Mismatch>,
     pub seconds: f64,
+    /// Of `seconds`: connecting, pairing and the receiver's check of the
+    /// layout (its targets, their reservation) before the first chunk.
+    pub seconds_connecting: f64,
+    /// Of `seconds`: after the last chunk, until the receiver answered
+    /// Finished (its last sync, the read-back, a plan's tables and steps).
+    pub seconds_finishing: f64,
     /// Per volume: used, read, skipped, zero, sent, wire bytes and digest.
     pub volumes: Vec<VolumeSummary>,
     #[serde(skip)]
@@ -262,6 +268,7 @@ async fn run(
         other => bail!("unexpected reply to Layout: {other:?}"),
     };
 
+    let connected = start.elapsed().as_secs_f64();
     stage(cfg, Stage::Syncing);
     let volumes = Arc::new(volumes);
     // The receiver asks for hashes when it has no record of a resumed pass.
@@ -278,6 +285,7 @@ async fn run(
         task: cfg.task.clone(),
         resumed_at: resume,
         tally: Tally::new(&volumes, CHUNK_SIZE as u32, resume, cfg.hash),
+        seconds_connecting: connected,
         ..Default::default()
     };
     if compare {
@@ -372,6 +380,7 @@ async fn finish(
     start: Instant,
 ) -> anyhow::Result<SendReport> {
     report.chunks = next_seq;
+    let finishing = Instant::now();
     if let Some(wt) = &cfg_watch {
         wt.figures(&report.tally.volumes, report.bytes, report.wire_bytes, true);
         wt.stage(Stage::Processing);
@@ -393,6 +402,7 @@ async fn finish(
             other => bail!("unexpected reply to Finish: {other:?}"),
         }
     }
+    report.seconds_finishing = finishing.elapsed().as_secs_f64();
     let mut tls = r.into_inner().unsplit(w);
     let _ = tls.shutdown().await;
     report.seconds = start.elapsed().as_secs_f64();

@@ -380,6 +380,8 @@ fn snapshots_of_every_screen() {
     rep.bytes = 20 * MIB + 4096;
     rep.wire_bytes = 6 * MIB;
     rep.seconds = 75.0;
+    rep.seconds_connecting = 0.4;
+    rep.seconds_finishing = 4.6;
     rep.volumes = done;
     f.app.on_msg(Msg::Sent(Ok(rep)));
     snap("report", &f);

@@ -663,15 +663,37 @@ pub(super) fn draw_report(f: &mut Frame, app: &App, area: Rect) {
             ));
         }
         Some(Ok(r)) => {
+            // A sending pass's pace; a comparison pass's would be of the few
+            // chunks it sent.
+            let pace = if r.compared > 0 {
+                String::new()
+            } else {
+                format!(
+                    " ({}/s of used data)",
+                    human((r.bytes as f64 / r.seconds.max(1e-9)) as u64)
+                )
+            };
             lines.push(Line::styled(
                 format!(
-                    "The {} pass of task {} FINISHED in {}",
+                    "The {} pass of task {} FINISHED in {}{pace}",
                     pass_name(app.pass),
                     r.task,
                     duration(r.seconds)
                 ),
                 Style::default().add_modifier(Modifier::BOLD),
             ));
+            let middle = (r.seconds - r.seconds_connecting - r.seconds_finishing).max(0.0);
+            lines.push(Line::from(format!(
+                "took: connecting {}, {} {}, receiver sync and read-back {}",
+                fine(r.seconds_connecting),
+                if r.compared > 0 {
+                    "comparing"
+                } else {
+                    "sending"
+                },
+                fine(middle),
+                fine(r.seconds_finishing)
+            )));
             lines.push(Line::from(format!(
                 "{}{}",
                 r.sent_line(),
@@ -730,4 +752,13 @@ pub(super) fn draw_report(f: &mut Frame, app: &App, area: Rect) {
             .block(block(app, " Report ")),
         area,
     );
+}
+
+/// Seconds to a tenth under 10 s, else as [`duration`] gives them.
+fn fine(s: f64) -> String {
+    if s < 10.0 {
+        format!("{:.1}s", s.max(0.0))
+    } else {
+        duration(s)
+    }
 }
