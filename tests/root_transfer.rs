@@ -12,6 +12,27 @@ use std::process::Command;
 use common::receiver::spawn_receiver;
 use common::*;
 
+/// One `ferry send` of `source` (no source state dir, plus `extra` flags) to
+/// a receiver started for `targets` with its state under `dir`, which stops
+/// once the sender has exited.
+fn send_once(
+    dir: &std::path::Path,
+    targets: &[&std::path::Path],
+    source: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let rx = spawn_receiver(dir, targets, "ROOT-TEST").unwrap();
+    let out = rx
+        .sender("root-test")
+        .args(["--state-dir", "none"])
+        .args(extra)
+        .arg(source)
+        .output()
+        .unwrap();
+    drop(rx);
+    out
+}
+
 #[test]
 fn root_ext4_with_garbage_in_free_blocks() {
     let dir = fixtures();
@@ -63,14 +84,7 @@ fn root_ext4_with_garbage_in_free_blocks() {
 
     // Receive into a fresh image and send.
     let target = tmp.path().join("target.img");
-    let rx = spawn_receiver(tmp.path(), &[&target], "ROOT-TEST").unwrap();
-    let out = rx
-        .sender("root-test")
-        .args(["--state-dir", "none", "--json"])
-        .arg(&src)
-        .output()
-        .unwrap();
-    drop(rx);
+    let out = send_once(tmp.path(), &[&target], &src, &["--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -198,14 +212,7 @@ fn root_targets_too_small_or_in_use_are_refused_before_writing() {
     let small = tmp.path().join("small.img");
     std::fs::write(&small, vec![0u8; 4 << 20]).unwrap();
     let lo = Loop::attach(&small, 0, None, None, false);
-    let rx = spawn_receiver(tmp.path(), &[lo.path()], "ROOT-TEST").unwrap();
-    let out = rx
-        .sender("root-test")
-        .args(["--state-dir", "none"])
-        .arg(&src)
-        .output()
-        .unwrap();
-    drop(rx);
+    let out = send_once(tmp.path(), &[lo.path()], &src, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -251,14 +258,7 @@ fn root_image_file_target_without_room_is_refused_before_writing() {
     let lo = Loop::attach(&fsimg, 0, None, None, false);
     let m = Mount::writable(lo.path(), "ext4");
     let target = m.path().join("target.img");
-    let rx = spawn_receiver(&tmp.path().join("r"), &[target.as_path()], "ROOT-TEST").unwrap();
-    let out = rx
-        .sender("root-test")
-        .args(["--state-dir", "none"])
-        .arg(&src)
-        .output()
-        .unwrap();
-    drop(rx);
+    let out = send_once(&tmp.path().join("r"), &[&target], &src, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -275,14 +275,7 @@ fn root_image_file_target_without_room_is_refused_before_writing() {
     // Half the data fits: reserved, sent and equal.
     std::fs::remove_file(&target).unwrap();
     std::fs::write(&src, vec![0x5au8; 2 << 20]).unwrap();
-    let rx = spawn_receiver(&tmp.path().join("r2"), &[target.as_path()], "ROOT-TEST").unwrap();
-    let out = rx
-        .sender("root-test")
-        .args(["--state-dir", "none"])
-        .arg(&src)
-        .output()
-        .unwrap();
-    drop(rx);
+    let out = send_once(&tmp.path().join("r2"), &[&target], &src, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -325,18 +318,12 @@ fn root_block_device_sources_are_read_around_the_page_cache() {
 
         // A whole pass from the device.
         let target = tmp.path().join(format!("target-{sector}.img"));
-        let rx = spawn_receiver(
+        let out = send_once(
             &tmp.path().join(format!("r{sector}")),
             &[&target],
-            "ROOT-TEST",
-        )
-        .unwrap();
-        let out = rx
-            .sender("root-test")
-            .args(["--state-dir", "none"])
-            .arg(lo.path())
-            .output()
-            .unwrap();
+            lo.path(),
+            &[],
+        );
         assert!(
             out.status.success(),
             "{}",
