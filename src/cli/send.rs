@@ -206,13 +206,10 @@ pub fn run(a: SendArgs) -> anyhow::Result<i32> {
             );
         }
     } else {
-        // A comparison pass says what it compared; its rate would be of the
-        // few chunks it sent.
-        let pace = if r.compared > 0 {
-            format!("{} chunks compared, {:.1} s", r.compared, r.seconds)
-        } else {
-            let rate = r.bytes as f64 / r.seconds.max(1e-9) / 1e6;
-            format!("{:.1} s, {rate:.0} MB/s", r.seconds)
+        // A comparison pass says what it compared instead of a rate.
+        let pace = match r.used_rate() {
+            Some(rate) => format!("{:.1} s, {:.0} MB/s", r.seconds, rate / 1e6),
+            None => format!("{} chunks compared, {:.1} s", r.compared, r.seconds),
         };
         println!(
             "task {}: {}, {pace}{}",

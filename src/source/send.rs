@@ -129,6 +129,12 @@ pub struct SendReport {
 }
 
 impl SendReport {
+    /// Bytes of used data sent per second, for a sending pass; `None` for a
+    /// comparison pass, whose rate would be of the few chunks it sent.
+    pub fn used_rate(&self) -> Option<f64> {
+        (self.compared == 0).then(|| self.bytes as f64 / self.seconds.max(1e-9))
+    }
+
     /// What the pass sent, as the CLI and the TUI summarise it: `N chunks
     /// sent (Z zero[, P as patches of what the target held]), X of used data
     /// as W on the wire`.

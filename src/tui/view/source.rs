@@ -663,16 +663,9 @@ pub(super) fn draw_report(f: &mut Frame, app: &App, area: Rect) {
             ));
         }
         Some(Ok(r)) => {
-            // A sending pass's pace; a comparison pass's would be of the few
-            // chunks it sent.
-            let pace = if r.compared > 0 {
-                String::new()
-            } else {
-                format!(
-                    " ({}/s of used data)",
-                    human((r.bytes as f64 / r.seconds.max(1e-9)) as u64)
-                )
-            };
+            let pace = r.used_rate().map_or(String::new(), |b| {
+                format!(" ({}/s of used data)", human(b as u64))
+            });
             lines.push(Line::styled(
                 format!(
                     "The {} pass of task {} FINISHED in {}{pace}",
