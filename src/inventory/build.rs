@@ -323,14 +323,14 @@ fn scan_volumes(
                 .iter()
                 .map(|d| d.map(|d| found[d.found].volume.clone()))
                 .collect();
-            let (out, pv_used) = scan_vg(vg, &names, with_ranges, errors, warnings);
+            let (out, mut pv_used) = scan_vg(vg, &names, with_ranges, errors, warnings);
             for (k, dev) in vg.devices.iter().enumerate() {
                 let Some(dev) = dev else { continue };
                 let v = &vols[found_vol[dev.found]];
                 let info = pv_info(&found[dev.found]);
-                let mut used = pv_used[k].clone();
-                add_metadata_areas(&found[dev.found].label, &mut used, v.view.size());
-                let mut c = Content::new(&info, &used, UsedMethod::Lvm, v.view.size(), with_ranges);
+                let used = &mut pv_used[k];
+                add_metadata_areas(&found[dev.found].label, used, v.view.size());
+                let mut c = Content::new(&info, used, UsedMethod::Lvm, v.view.size(), with_ranges);
                 c.vg = Some(vg.meta.name.clone());
                 results.push((v.disk, v.part, c));
             }
