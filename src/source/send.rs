@@ -5,7 +5,6 @@
 //! spreads them over extra streams, checkpoints every `checkpoint_bytes` or
 //! few seconds, follows the receiver's Control, and reads acks.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,151 +18,18 @@ use super::pipeline::{Item, Lack, Reframed, reframe, start_pipeline};
 use super::rate::{Pacer, RateLimit};
 use super::record;
 use super::streams;
-use super::tally::{Tally, VolumeSummary};
+use super::tally::Tally;
 use super::volumes::{SourceVolume, open_plan, open_volumes};
 use super::watch::Stage;
-use crate::disk::sysfs::Roots;
 use crate::proto::codec::{MAX_FRAME, write_message};
 use crate::proto::message::*;
 
 pub use super::link::DATA_PORT;
+pub use config::SendConfig;
+pub use report::{Mismatch, SendReport};
 
-#[derive(Debug, Clone)]
-pub struct SendConfig {
-    /// `HOST[:PORT]` of the receiver (an IP address; names are not resolved
-    /// in the boot image).
-    pub receiver: String,
-    pub fingerprint: [u8; 32],
-    pub code: String,
-    /// The task name; the same name resumes.
-    pub task: String,
-    pub volumes: Vec<String>,
-    /// A plan instead of `volumes`: disks to target disks, grown as it says.
-    pub plan: Option<crate::plan::PlanSpec>,
-    /// Extra disks to search for the PVs of named LVs.
-    pub scan: Vec<PathBuf>,
-    pub pass: Pass,
-    /// Worker threads for hashing and compression.
-    pub threads: usize,
-    /// TLS streams for chunk data (1 = the session's own); passes that
-    /// compare hashes use one.
-    pub streams: usize,
-    pub level: i32,
-    pub hash: HashAlgo,
-    /// Ask the receiver to make data durable after this many bytes.
-    pub checkpoint_bytes: u64,
-    /// Network rate limit in Mbit/s (0 = none); may change during the pass.
-    pub rate: RateLimit,
-    /// Source read limit in MB/s (0 = none).
-    pub read_limit: u64,
-    /// Where the source keeps its events log and reports (none: no records).
-    pub state_dir: Option<PathBuf>,
-    pub roots: Roots,
-    /// A watcher of the pass (the TUI): stage, running figures, stop.
-    pub watch: Option<super::watch::Watch>,
-}
-
-impl SendConfig {
-    /// Defaults for everything but where to and what.
-    pub fn new(
-        receiver: &str,
-        fingerprint: [u8; 32],
-        code: &str,
-        task: &str,
-        volumes: Vec<String>,
-    ) -> Self {
-        SendConfig {
-            receiver: receiver.to_string(),
-            fingerprint,
-            code: code.to_string(),
-            task: task.to_string(),
-            volumes,
-            plan: None,
-            scan: Vec::new(),
-            pass: Pass::Full,
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            streams: 1,
-            level: 1,
-            hash: HashAlgo::Blake3,
-            checkpoint_bytes: 256 << 20,
-            rate: RateLimit::default(),
-            read_limit: 0,
-            state_dir: None,
-            roots: Roots::system(),
-            watch: None,
-        }
-    }
-}
-
-/// What a pass did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct SendReport {
-    pub task: String,
-    /// Chunks below this were already durable on the receiver (resume).
-    pub resumed_at: u64,
-    pub chunks: u64,
-    pub chunks_sent: u64,
-    pub zero_chunks: u64,
-    /// Used bytes covered by the chunks sent.
-    pub bytes: u64,
-    /// Bytes of chunk data on the wire (after compression).
-    pub wire_bytes: u64,
-    /// Of the chunks sent, those sent as patches of the parts that differ
-    /// from what the target held (comparison passes, protocol 2).
-    pub chunks_patched: u64,
-    /// Comparison passes: chunks whose hashes were compared.
-    pub compared: u64,
-    /// Verify pass: chunks the target does not hold as the source has them.
-    pub mismatches: Vec<Mismatch>,
-    pub seconds: f64,
-    /// Of `seconds`: connecting, pairing and the receiver's check of the
-    /// layout (its targets, their reservation) before the first chunk.
-    pub seconds_connecting: f64,
-    /// Of `seconds`: after the last chunk, until the receiver answered
-    /// Finished (its last sync, the read-back, a plan's tables and steps).
-    pub seconds_finishing: f64,
-    /// Per volume: used, read, skipped, zero, sent, wire bytes and digest.
-    pub volumes: Vec<VolumeSummary>,
-    #[serde(skip)]
-    tally: Tally,
-}
-
-impl SendReport {
-    /// Bytes of used data sent per second, for a sending pass; `None` for a
-    /// comparison pass, whose rate would be of the few chunks it sent.
-    pub fn used_rate(&self) -> Option<f64> {
-        (self.compared == 0).then(|| self.bytes as f64 / self.seconds.max(1e-9))
-    }
-
-    /// What the pass sent, as the CLI and the TUI summarise it: `N chunks
-    /// sent (Z zero[, P as patches of what the target held]), X of used data
-    /// as W on the wire`.
-    pub fn sent_line(&self) -> String {
-        let patched = if self.chunks_patched > 0 {
-            format!(
-                ", {} as patches of what the target held",
-                self.chunks_patched
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "{} chunks sent ({} zero{patched}), {} of used data as {} on the wire",
-            self.chunks_sent,
-            self.zero_chunks,
-            crate::units::human(self.bytes),
-            crate::units::human(self.wire_bytes)
-        )
-    }
-}
-
-/// A chunk that differs between source and target.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Mismatch {
-    pub volume: String,
-    pub offset: u64,
-    pub len: u32,
-}
+mod config;
+mod report;
 
 fn layout(volumes: &[SourceVolume], cfg: &SendConfig) -> Layout {
     Layout {
